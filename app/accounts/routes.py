@@ -1,0 +1,79 @@
+"""Sign-up, login and logout pages: the seed's paths and form field names."""
+
+from flask import flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_user, logout_user
+
+from app.accounts import bp, service
+from app.errors import InvalidInput
+
+
+@bp.get("/")
+def index():
+    """The login page; logged-in users go straight to their dashboard."""
+    if current_user.is_authenticated:
+        return redirect(url_for("rooms.dashboard"))
+    return render_template("accounts/login.html", errors={}, values={})
+
+
+@bp.get("/criar_conta")
+def signup_page():
+    if current_user.is_authenticated:
+        return redirect(url_for("rooms.dashboard"))
+    return render_template("accounts/signup.html", errors={}, values={})
+
+
+@bp.post("/criar_conta_redirect")
+def signup_redirect():
+    return redirect(url_for("accounts.signup_page"), code=303)
+
+
+@bp.post("/criar_conta_db")
+def signup():
+    """Create the account from the form, then log the new user in."""
+    form = request.form
+    try:
+        user = service.register(
+            form.get("username", ""),
+            form.get("password", ""),
+            form.get("email", ""),
+            form.get("idade", ""),
+        )
+    except InvalidInput as exc:
+        values = {k: form.get(k, "") for k in ("username", "email", "idade")}
+        return render_template("accounts/signup.html", errors=exc.fields, values=values), 400
+    _log_in(user)
+    flash("Welcome, your account is ready.", "success")
+    return redirect(url_for("rooms.dashboard"), code=303)
+
+
+@bp.get("/login")
+def login_page():
+    return redirect(url_for("accounts.index"))
+
+
+@bp.post("/login")
+def login():
+    user = service.authenticate(request.form.get("username", ""), request.form.get("password", ""))
+    if user is None:
+        errors = {"form": "Wrong username or password."}
+        values = {"username": request.form.get("username", "")}
+        return render_template("accounts/login.html", errors=errors, values=values), 401
+    _log_in(user)
+    return redirect(url_for("rooms.dashboard"), code=303)
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout():
+    """End the login session on the server too, so the old cookie no longer works."""
+    if current_user.is_authenticated:
+        service.end_session(current_user.get_id())
+    logout_user()
+    session.clear()
+    return redirect(url_for("accounts.index"), code=303)
+
+
+def _log_in(user) -> None:
+    # a fresh session at login: nothing from before it (fixation) survives
+    session.clear()
+    service.start_session(user)
+    login_user(user)

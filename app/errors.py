@@ -1,0 +1,31 @@
+"""Errors the service layer raises; each transport turns them into a reply users can read."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """A refused request: `code` is stable for programs, `detail` is for people."""
+
+    status = 400
+
+    def __init__(self, code: str, detail: str, status: int | None = None):
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        if status is not None:
+            self.status = status
+
+    def to_ack(self) -> dict:
+        return {"ok": False, "error": self.code, "detail": self.detail}
+
+
+class InvalidInput(ServiceError):
+    """One or more form fields are wrong; `fields` maps each to its message."""
+
+    def __init__(self, fields: dict[str, str]):
+        super().__init__("invalid", "; ".join(fields.values()), 400)
+        self.fields = fields
+
+
+class NotFound(ServiceError):
+    status = 404

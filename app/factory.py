@@ -1,0 +1,106 @@
+"""The application factory: builds everything, nothing happens at import time."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+# realtime registers its Socket.IO handlers on import: that must happen before
+# socketio.init_app(), which hands the registered handlers to each new server
+from app import accounts, realtime, rooms  # noqa: F401
+from app.accounts.service import load_session_user
+from app.config import Settings
+from app.db import engine_options, install_sqlite_pragmas
+from app.errors import ServiceError
+from app.extensions import csrf, db, login_manager, migrate, socketio
+from app.logs import configure_logging
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = (settings or Settings.from_env()).resolve()
+    configure_logging(settings)
+
+    app = Flask(__name__, instance_path=str(settings.instance_path))
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        CHAT=settings,
+        TESTING=settings.testing,
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS=engine_options(settings.database_url),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.env == "production" and not settings.testing,
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
+        MAX_CONTENT_LENGTH=64 * 1024,
+    )
+
+    db.init_app(app)
+    with app.app_context():
+        install_sqlite_pragmas(db.engine)
+    migrate.init_app(app, db)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    socketio.init_app(
+        app,
+        async_mode=settings.async_mode,
+        message_queue=settings.redis_url or None,
+        cors_allowed_origins=settings.allowed_origins,
+        logger=False,
+        engineio_logger=False,
+    )
+
+    app.register_blueprint(accounts.bp)
+    app.register_blueprint(rooms.bp)
+    login_manager.user_loader(load_session_user)
+    login_manager.unauthorized_handler(_unauthorized)
+    _register_error_handlers(app)
+
+    @app.get("/healthz")
+    def healthz():
+        return {"ok": True, "worker": settings.worker_id}
+
+    return app
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _unauthorized():
+    from flask import redirect, url_for
+
+    if _wants_json():
+        return jsonify(error="unauthorized", detail="Log in to use the API."), 401
+    return redirect(url_for("accounts.index"))
+
+
+def _register_error_handlers(app: Flask) -> None:
+    def reply(status: int, code: str, detail: str):
+        if _wants_json():
+            return jsonify(error=code, detail=detail), status
+        return render_template("error.html", status=status, detail=detail), status
+
+    @app.errorhandler(ServiceError)
+    def service_error(exc: ServiceError):
+        db.session.rollback()
+        return reply(exc.status, exc.code, exc.detail)
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError):
+        return reply(400, "csrf", "This form expired or came from another site. Reload and retry.")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return reply(exc.code or 500, code, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        db.session.rollback()
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return reply(500, "internal", "Something went wrong on our side; try again.")

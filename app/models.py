@@ -1,0 +1,90 @@
+"""The stored data: accounts, their login sessions, rooms and messages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask_login import UserMixin
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(32))
+    # lower-cased username: uniqueness is case-insensitive on every database
+    username_key: Mapped[str] = mapped_column(String(32), unique=True)
+    password: Mapped[str] = mapped_column(String(255))  # an argon2id hash, never clear text
+    email: Mapped[str] = mapped_column(String(254))
+    idade: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    # set when loaded through a login session; Flask-Login stores it in the cookie
+    session_token = None
+
+    def get_id(self) -> str | None:
+        return self.session_token
+
+
+class LoginSession(db.Model):
+    """One logged-in browser. Logging out deletes it, so an old cookie is worthless."""
+
+    __tablename__ = "login_sessions"
+
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User] = relationship()
+
+
+class Chat(db.Model):
+    """A chat room. `last_seq` is the seq of its newest message (0 when empty)."""
+
+    __tablename__ = "chats"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    name_key: Mapped[str] = mapped_column(String(80), unique=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seq: Mapped[int] = mapped_column(default=0)
+    last_activity_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Message(db.Model):
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("chat_id", "seq", name="uq_messages_chat_seq"),
+        # a client's retry of the same message is stored once
+        UniqueConstraint("user_id", "client_id", name="uq_messages_user_client_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chat_id: Mapped[int] = mapped_column(ForeignKey("chats.id", ondelete="CASCADE"))
+    seq: Mapped[int]
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    username: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+    client_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def to_wire(self) -> dict:
+        """The shape of a message on the wire, for broadcasts and the history API."""
+        return {
+            "id": self.id,
+            "seq": self.seq,
+            "room": self.chat_id,
+            "username": self.username,
+            "message": self.message,
+            "created_at": self.created_at.isoformat(timespec="milliseconds") + "Z",
+            "client_id": self.client_id,
+        }

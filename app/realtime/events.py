@@ -1,0 +1,147 @@
+"""Socket.IO event handlers. The wire protocol is written down in docs/protocol.md.
+
+Handlers validate the payload, call one service function and shape the ack. A
+handler's return value is the ack; refusals are `{ok: false, error, detail}` and
+store nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+from flask import current_app
+from flask_login import current_user
+from flask_socketio import ConnectionRefusedError, emit, join_room, leave_room, rooms
+
+from app.errors import ServiceError
+from app.extensions import db, socketio
+from app.rooms import service
+
+log = logging.getLogger(__name__)
+
+
+def room_key(room_id: int) -> str:
+    """The Socket.IO room that carries a chat's broadcasts."""
+    return f"chat:{room_id}"
+
+
+def acked(handler):
+    """Turn a handler's refusals into error acks; an unexpected failure is logged, never raised."""
+
+    @functools.wraps(handler)
+    def wrapper(data=None, *_extra):
+        if not current_user.is_authenticated:
+            return {"ok": False, "error": "unauthorized", "detail": "Your session ended; log in."}
+        if not isinstance(data, dict):
+            return ServiceError("bad_request", "The payload must be an object.").to_ack()
+        try:
+            return handler(data)
+        except ServiceError as exc:
+            db.session.rollback()
+            return exc.to_ack()
+        except Exception:
+            db.session.rollback()
+            log.exception("socket event %s failed", handler.__name__)
+            return {"ok": False, "error": "internal", "detail": "Something went wrong; try again."}
+
+    return wrapper
+
+
+@socketio.on("connect")
+def on_connect(auth=None):
+    """Only logged-in users may connect (the session cookie); the Origin is checked by Engine.IO."""
+    if not current_user.is_authenticated:
+        raise ConnectionRefusedError("unauthorized")
+
+
+@socketio.on("disconnect")
+def on_disconnect(reason=None):
+    """Tell the rooms this connection was in that its user left."""
+    if not current_user.is_authenticated:
+        return
+    for key in rooms():
+        if key.startswith("chat:"):
+            notice = {"room": int(key[5:]), "kind": "leave", "username": current_user.username}
+            emit("notice", notice, to=key, include_self=False)
+
+
+@socketio.on("join")
+@acked
+def on_join(data: dict):
+    """Client sends `join {room, since?}`.
+
+    Ack: `{ok, room, worker, messages, more}` with the last messages, or those after
+    `since`. Others in the room get `notice {room, kind: "join", username}`.
+    """
+    settings = current_app.config["CHAT"]
+    room_id = service.parse_room_id(data.get("room"))
+    since = data.get("since")
+    if since is not None and (isinstance(since, bool) or not isinstance(since, int) or since < 0):
+        raise ServiceError("bad_request", "since must be a seq: a whole number of 0 or more.")
+    service.get_room(room_id)
+
+    key = room_key(room_id)
+    already_in = key in rooms()
+    # join before reading so nothing posted in between is missed (it may come twice: dedupe by id)
+    join_room(key)
+    if since is None:
+        page = service.recent_messages(room_id, settings.history_on_join)
+    else:
+        page = service.messages_since(room_id, since, settings.since_cap)
+    if not already_in:
+        notice = {"room": room_id, "kind": "join", "username": current_user.username}
+        emit("notice", notice, to=key, include_self=False)
+    return {
+        "ok": True,
+        "room": room_id,
+        "worker": settings.worker_id,
+        "messages": [m.to_wire() for m in page.messages],
+        "more": page.more,
+    }
+
+
+@socketio.on("leave")
+@acked
+def on_leave(data: dict):
+    """Client sends `leave {room}`. Ack `{ok: true}`; others get `notice {kind: "leave"}`."""
+    room_id = service.parse_room_id(data.get("room"))
+    key = room_key(room_id)
+    if key in rooms():
+        leave_room(key)
+        emit(
+            "notice", {"room": room_id, "kind": "leave", "username": current_user.username}, to=key
+        )
+    return {"ok": True}
+
+
+@socketio.on("message")
+@acked
+def on_message(data: dict):
+    """Client sends `message {room, message, client_id?}`; only members of the room may post.
+
+    The stored message is broadcast as `message {id, seq, room, username, message,
+    created_at, client_id}` to the whole room, sender included. Ack `{ok, id, seq}`;
+    a retry with the same client_id is acked with the stored id and not broadcast again.
+    """
+    room_id = service.parse_room_id(data.get("room"))
+    if room_key(room_id) not in rooms():
+        service.get_room(room_id)  # no_such_room wins over not_member
+        raise ServiceError("not_member", f"Join room {room_id} before posting to it.")
+    posted = service.post_message(
+        current_user,
+        room_id,
+        data.get("message"),
+        data.get("client_id"),
+        max_length=current_app.config["CHAT"].message_max_length,
+    )
+    wire = posted.message.to_wire()
+    if posted.created:
+        emit("message", wire, to=room_key(room_id))
+    return {"ok": True, "id": wire["id"], "seq": wire["seq"]}
+
+
+@socketio.on_error_default
+def on_unhandled_error(exc):  # pragma: no cover - acked() catches everything first
+    log.exception("unhandled socket error: %s", exc)
+    return {"ok": False, "error": "internal", "detail": "Something went wrong; try again."}

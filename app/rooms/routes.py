@@ -1,0 +1,71 @@
+"""Dashboard, room creation, the room page and the history API."""
+
+from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from app.errors import InvalidInput, ServiceError
+from app.rooms import bp, service
+
+
+@bp.get("/dashboard")
+@login_required
+def dashboard():
+    return render_template("rooms/dashboard.html", rooms=service.list_rooms(), errors={}, values={})
+
+
+@bp.post("/create_chat")
+@login_required
+def create_chat():
+    try:
+        chat = service.create_room(current_user, request.form.get("chat_name", ""))
+    except InvalidInput as exc:
+        values = {"chat_name": request.form.get("chat_name", "")}
+        page = render_template(
+            "rooms/dashboard.html", rooms=service.list_rooms(), errors=exc.fields, values=values
+        )
+        return page, 400
+    flash(f"Room “{chat.name}” created.", "success")
+    return redirect(url_for("rooms.chat_page", chat_id=chat.id), code=303)
+
+
+@bp.get("/chat/<int:chat_id>")
+@login_required
+def chat_page(chat_id: int):
+    """The room with its recent history; the page script joins with `since` the last seq shown."""
+    chat = service.get_room(chat_id)
+    page = service.recent_messages(chat.id, current_app.config["CHAT"].history_on_join)
+    return render_template(
+        "rooms/chat.html",
+        chat=chat,
+        messages=[m.to_wire() for m in page.messages],
+        more=page.more,
+        max_length=current_app.config["CHAT"].message_max_length,
+    )
+
+
+@bp.get("/api/chats/<int:chat_id>/messages")
+@login_required
+def history(chat_id: int):
+    """One page of scrollback: `before` a seq (newest when absent), `limit` up to 100."""
+    settings = current_app.config["CHAT"]
+    before = _int_arg("before", low=1)
+    limit = _int_arg("limit", low=1, high=settings.history_page_max)
+    chat = service.get_room(chat_id)
+    page = service.history_before(chat.id, before, limit or settings.history_on_join)
+    oldest = page.messages[0].seq if page.messages else None
+    return jsonify(
+        room=chat.id,
+        messages=[m.to_wire() for m in page.messages],
+        more=page.more,
+        next_before=oldest if page.more else None,
+    )
+
+
+def _int_arg(name: str, low: int, high: int | None = None) -> int | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    if not raw.isdigit() or int(raw) < low or (high is not None and int(raw) > high):
+        bounds = f"from {low} to {high}" if high is not None else f"of at least {low}"
+        raise ServiceError("bad_request", f"{name} must be a whole number {bounds}.")
+    return int(raw)

@@ -1,0 +1,170 @@
+"""Room and message rules, written once for the HTTP views and the Socket.IO handlers.
+
+Every message gets a unique `id` and a per-room `seq` (1, 2, 3, ... with no gaps, in
+commit order): the sender's transaction bumps `chats.last_seq` first, which takes the
+room's row lock (PostgreSQL) or the database write lock (SQLite) until it commits, so
+writers to one room queue up and a rolled-back post gives its number back.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.errors import InvalidInput, NotFound, ServiceError
+from app.extensions import db
+from app.models import Chat, Message, User, utcnow
+
+ROOM_NAME_MAX = 80
+CLIENT_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+@dataclass(frozen=True)
+class Posted:
+    message: Message
+    created: bool  # False when this was a retry of an already stored message
+
+
+@dataclass(frozen=True)
+class Page:
+    messages: list[Message]
+    more: bool  # True when older (history) or newer (since) messages were left out
+
+
+def create_room(user: User, name: str) -> Chat:
+    name = " ".join((name or "").split())
+    if not name:
+        raise InvalidInput({"chat_name": "Give the room a name."})
+    if len(name) > ROOM_NAME_MAX:
+        raise InvalidInput({"chat_name": f"Room names are at most {ROOM_NAME_MAX} characters."})
+    if db.session.scalar(select(Chat.id).where(Chat.name_key == name.lower())) is not None:
+        raise InvalidInput({"chat_name": "A room with that name exists already."})
+    chat = Chat(name=name, name_key=name.lower(), created_by=user.id)
+    db.session.add(chat)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise InvalidInput({"chat_name": "A room with that name exists already."}) from None
+    return chat
+
+
+def list_rooms() -> list[Chat]:
+    """Every room, most recent activity first."""
+    return list(
+        db.session.scalars(select(Chat).order_by(Chat.last_activity_at.desc(), Chat.id.desc()))
+    )
+
+
+def get_room(room_id: int) -> Chat:
+    chat = db.session.get(Chat, room_id)
+    if chat is None:
+        raise NotFound("no_such_room", f"There is no room {room_id}.")
+    return chat
+
+
+def parse_room_id(value) -> int:
+    """A room id from the wire: a number, or a string of digits."""
+    if isinstance(value, bool):
+        raise ServiceError("bad_request", "room must be a room id (a number).")
+    if isinstance(value, int) and value > 0:
+        return value
+    if isinstance(value, str) and value.strip().isdigit() and int(value) > 0:
+        return int(value)
+    raise ServiceError("bad_request", "room must be a room id (a number).")
+
+
+def post_message(user: User, room_id: int, text, client_id=None, *, max_length: int) -> Posted:
+    """Store a message in a room and return it; a retry with the same client_id is stored once."""
+    if not isinstance(text, str):
+        raise ServiceError("bad_request", "message must be text.")
+    if client_id is not None and (
+        not isinstance(client_id, str) or not CLIENT_ID_RE.fullmatch(client_id)
+    ):
+        raise ServiceError(
+            "bad_request", "client_id must be 1 to 64 letters, digits or the characters _ . : -"
+        )
+    if not text.strip():
+        raise ServiceError("empty", "The message is empty.")
+    if len(text) > max_length:
+        raise ServiceError(
+            "too_long", f"The message is {len(text)} characters; the limit is {max_length}."
+        )
+
+    if client_id is not None:
+        earlier = _find_by_client_id(user.id, client_id)
+        if earlier is not None:
+            return Posted(earlier, created=False)
+
+    now = utcnow()
+    try:
+        # the first write of the transaction: it locks the room until commit
+        seq = db.session.execute(
+            update(Chat)
+            .where(Chat.id == room_id)
+            .values(last_seq=Chat.last_seq + 1, last_activity_at=now)
+            .returning(Chat.last_seq)
+        ).scalar_one_or_none()
+        if seq is None:
+            db.session.rollback()
+            raise NotFound("no_such_room", f"There is no room {room_id}.")
+        message = Message(
+            chat_id=room_id,
+            seq=seq,
+            user_id=user.id,
+            username=user.username,
+            message=text,
+            client_id=client_id,
+            created_at=now,
+        )
+        db.session.add(message)
+        db.session.commit()
+    except IntegrityError:
+        # the same client_id won a race against us: hand back the stored one
+        db.session.rollback()
+        earlier = _find_by_client_id(user.id, client_id) if client_id else None
+        if earlier is None:
+            raise
+        return Posted(earlier, created=False)
+    return Posted(message, created=True)
+
+
+def recent_messages(room_id: int, limit: int) -> Page:
+    """The newest `limit` messages of a room, oldest first."""
+    return history_before(room_id, None, limit)
+
+
+def history_before(room_id: int, before: int | None, limit: int) -> Page:
+    """Up to `limit` messages with seq < before (all when None), oldest first."""
+    query = select(Message).where(Message.chat_id == room_id)
+    if before is not None:
+        query = query.where(Message.seq < before)
+    rows = list(db.session.scalars(query.order_by(Message.seq.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    return Page(messages=rows[:limit][::-1], more=more)
+
+
+def messages_since(room_id: int, since: int, limit: int) -> Page:
+    """Messages with seq > since, oldest first, at most `limit` of them."""
+    rows = list(
+        db.session.scalars(
+            select(Message)
+            .where(Message.chat_id == room_id, Message.seq > since)
+            .order_by(Message.seq)
+            .limit(limit + 1)
+        )
+    )
+    return Page(messages=rows[:limit], more=len(rows) > limit)
+
+
+def message_count(room_id: int) -> int:
+    return db.session.scalar(select(func.count()).where(Message.chat_id == room_id)) or 0
+
+
+def _find_by_client_id(user_id: int, client_id: str) -> Message | None:
+    return db.session.scalar(
+        select(Message).where(Message.user_id == user_id, Message.client_id == client_id)
+    )
