@@ -120,7 +120,7 @@ def _username_taken(username: str) -> bool:
 
 def _parse_idade(value: str | int) -> int | None:
     text = str(value).strip() if value is not None else ""
-    if not re.fullmatch(r"\d{1,3}", text):
+    if not re.fullmatch(r"[0-9]{1,3}", text):
         return None
     age = int(text)
     return age if IDADE_MIN <= age <= IDADE_MAX else None

@@ -77,8 +77,8 @@ def on_join(data: dict):
     settings = current_app.config["CHAT"]
     room_id = service.parse_room_id(data.get("room"))
     since = data.get("since")
-    if since is not None and (isinstance(since, bool) or not isinstance(since, int) or since < 0):
-        raise ServiceError("bad_request", "since must be a seq: a whole number of 0 or more.")
+    if since is not None:
+        since = service.parse_seq(since, "since")
     service.get_room(room_id)
 
     key = room_key(room_id)

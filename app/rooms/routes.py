@@ -1,5 +1,7 @@
 """Dashboard, room creation, the room page and the history API."""
 
+import re
+
 from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
@@ -28,7 +30,7 @@ def create_chat():
     return redirect(url_for("rooms.chat_page", chat_id=chat.id), code=303)
 
 
-@bp.get("/chat/<int:chat_id>")
+@bp.get("/chat/<int(max=2147483647):chat_id>")
 @login_required
 def chat_page(chat_id: int):
     """The room with its recent history; the page script joins with `since` the last seq shown."""
@@ -43,7 +45,7 @@ def chat_page(chat_id: int):
     )
 
 
-@bp.get("/api/chats/<int:chat_id>/messages")
+@bp.get("/api/chats/<int(max=2147483647):chat_id>/messages")
 @login_required
 def history(chat_id: int):
     """One page of scrollback: `before` a seq (newest when absent), `limit` up to 100."""
@@ -65,7 +67,8 @@ def _int_arg(name: str, low: int, high: int | None = None) -> int | None:
     raw = request.args.get(name)
     if raw is None:
         return None
-    if not raw.isdigit() or int(raw) < low or (high is not None and int(raw) > high):
-        bounds = f"from {low} to {high}" if high is not None else f"of at least {low}"
+    high = high or service.MAX_ID
+    if not re.fullmatch(r"[0-9]{1,10}", raw) or not low <= int(raw) <= high:
+        bounds = f"from {low} to {high}"
         raise ServiceError("bad_request", f"{name} must be a whole number {bounds}.")
     return int(raw)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.errors import InvalidInput, NotFound, ServiceError
@@ -19,6 +19,9 @@ from app.extensions import db
 from app.models import Chat, Message, User, utcnow
 
 ROOM_NAME_MAX = 80
+# ids and seqs are 32-bit integer columns: anything larger cannot name a row
+MAX_ID = 2**31 - 1
+_DIGITS = re.compile(r"[0-9]{1,10}")
 CLIENT_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 
@@ -68,13 +71,18 @@ def get_room(room_id: int) -> Chat:
 
 def parse_room_id(value) -> int:
     """A room id from the wire: a number, or a string of digits."""
-    if isinstance(value, bool):
-        raise ServiceError("bad_request", "room must be a room id (a number).")
-    if isinstance(value, int) and value > 0:
+    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID:
         return value
-    if isinstance(value, str) and value.strip().isdigit() and int(value) > 0:
-        return int(value)
     raise ServiceError("bad_request", "room must be a room id (a number).")
+
+
+def parse_seq(value, name: str) -> int:
+    """A seq cursor from the wire: a whole number from 0."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ID:
+        return value
+    raise ServiceError("bad_request", f"{name} must be a seq: a whole number of 0 or more.")
 
 
 def post_message(user: User, room_id: int, text, client_id=None, *, max_length: int) -> Posted:
@@ -158,10 +166,6 @@ def messages_since(room_id: int, since: int, limit: int) -> Page:
         )
     )
     return Page(messages=rows[:limit], more=len(rows) > limit)
-
-
-def message_count(room_id: int) -> int:
-    return db.session.scalar(select(func.count()).where(Message.chat_id == room_id)) or 0
 
 
 def _find_by_client_id(user_id: int, client_id: str) -> Message | None:

@@ -119,6 +119,9 @@ def test_others_get_a_join_notice_once(room, accounts, socket_for):
         {"room": 1, "since": -1},
         {"room": 1, "since": "3"},
         {"room": 1, "since": 2.5},
+        {"room": "²"},
+        {"room": 2**40},
+        {"room": 1, "since": 2**40},
     ],
 )
 def test_malformed_join_is_a_bad_request(room, socket_for, data):

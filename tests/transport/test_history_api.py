@@ -45,7 +45,17 @@ def test_without_a_limit_the_page_is_the_join_size(room_with_messages):
 
 
 @pytest.mark.parametrize(
-    "query", ["?limit=0", "?limit=101", "?limit=x", "?before=0", "?before=-3", "?before=1.5"]
+    "query",
+    [
+        "?limit=0",
+        "?limit=101",
+        "?limit=x",
+        "?before=0",
+        "?before=-3",
+        "?before=1.5",
+        "?before=%C2%B2",  # a superscript two: a digit to str.isdigit, not to int()
+        "?before=99999999999999999999",
+    ],
 )
 def test_bad_parameters_are_a_400_with_a_reason(room_with_messages, query):
     client, room_id = room_with_messages
@@ -55,11 +65,12 @@ def test_bad_parameters_are_a_400_with_a_reason(room_with_messages, query):
     assert body["error"] == "bad_request" and body["detail"]
 
 
-def test_unknown_room_is_a_404_json(accounts):
+@pytest.mark.parametrize("room", ["999", "99999999999999999999"])
+def test_unknown_room_is_a_404_json(accounts, room):
     client = accounts.logged_in_client()
-    response = client.get("/api/chats/999/messages")
+    response = client.get(f"/api/chats/{room}/messages")
     assert response.status_code == 404
-    assert response.get_json()["error"] == "no_such_room"
+    assert response.get_json()["error"] in {"no_such_room", "not_found"}
 
 
 def test_logged_out_is_a_401_json(client):

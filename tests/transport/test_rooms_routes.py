@@ -74,3 +74,8 @@ def test_unknown_room_is_a_404_page(accounts):
     response = client.get("/chat/999")
     assert response.status_code == 404
     assert "There is no room 999." in response.get_data(as_text=True)
+
+
+def test_a_room_id_too_large_for_the_database_is_a_404_not_a_crash(accounts):
+    client = accounts.logged_in_client()
+    assert client.get("/chat/99999999999999999999").status_code == 404

@@ -128,7 +128,9 @@ def test_room_ids_may_be_numbers_or_digit_strings(value):
     assert service.parse_room_id(value) == int(str(value).strip())
 
 
-@pytest.mark.parametrize("value", [None, 0, -1, "x", "1.5", True, 1.0, [1], {"id": 1}])
+@pytest.mark.parametrize(
+    "value", [None, 0, -1, "x", "1.5", "²", "٣", True, 1.0, [1], {"id": 1}, 2**31, "9" * 30]
+)
 def test_other_room_ids_are_bad_requests(value):
     with pytest.raises(ServiceError) as caught:
         service.parse_room_id(value)
