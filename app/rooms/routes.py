@@ -1,6 +1,7 @@
 """Dashboard, room creation, the room page and the history API."""
 
 from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from app.errors import InvalidInput, ServiceError
@@ -24,7 +25,7 @@ def create_chat():
             "rooms/dashboard.html", rooms=service.list_rooms(), errors=exc.fields, values=values
         )
         return page, 400
-    flash(f"Room “{chat.name}” created.", "success")
+    flash(_("Room “%(name)s” created.", name=chat.name), "success")
     return redirect(url_for("rooms.chat_page", chat_id=chat.id), code=303)
 
 
@@ -66,6 +67,14 @@ def _int_arg(name: str, low: int, high: int | None = None) -> int | None:
     if raw is None:
         return None
     if not raw.isdigit() or int(raw) < low or (high is not None and int(raw) > high):
-        bounds = f"from {low} to {high}" if high is not None else f"of at least {low}"
-        raise ServiceError("bad_request", f"{name} must be a whole number {bounds}.")
+        if high is None:
+            detail = _("%(name)s must be a whole number of at least %(low)d.", name=name, low=low)
+        else:
+            detail = _(
+                "%(name)s must be a whole number from %(low)d to %(high)d.",
+                name=name,
+                low=low,
+                high=high,
+            )
+        raise ServiceError("bad_request", detail)
     return int(raw)
