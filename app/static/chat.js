@@ -433,6 +433,8 @@
 
   list.replaceChildren();
   for (const m of JSON.parse($("initial-messages").textContent)) place(m);
+  // the server sent the newest messages without a hole: catching up starts after the last one
+  contiguous = highestSeq();
   setEdge();
   toBottom();
   fillViewport();

@@ -1,0 +1,97 @@
+"""Losing the connection: the page says so, comes back by itself, and catches up exactly."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from livechat import ChatUser
+
+
+@pytest.fixture
+def alice_and_bob_in_a_room(person):
+    alice, bob = person("alice"), person("bob")
+    alice.sign_up()
+    bob.sign_up()
+    room = alice.create_room(f"flaky {alice.username}")
+    alice.enter_room(room)
+    bob.enter_room(room)
+    alice.type_and_send("before the cut")
+    bob.expect_message("before the cut")
+    return alice, bob, room
+
+
+def assert_each_once_in_order(person_, texts: list[str]) -> None:
+    expect(person_.page.locator("#messages li.msg")).to_have_count(len(texts))
+    shown = person_.shown()
+    assert sorted(m["text"] for m in shown) == sorted(texts)
+    seqs = [m["seq"] for m in shown]
+    assert seqs == list(range(1, len(texts) + 1))
+    assert len({m["id"] for m in shown}) == len(texts)
+
+
+def stored(person_, room: int) -> list[str]:
+    user = ChatUser(person_.base_url, person_.username, "correct horse battery").login()
+    return [m["message"] for m in user.all_messages(room)]
+
+
+def test_a_page_that_goes_offline_gets_every_missed_message_once_and_sends_what_was_typed(
+    alice_and_bob_in_a_room,
+):
+    alice, bob, room = alice_and_bob_in_a_room
+    bob.context.set_offline(True)
+    expect(bob.page.locator("#status")).to_have_attribute("data-state", "offline")
+
+    missed = [f"missed {i}" for i in range(5)]
+    for text in missed:
+        alice.type_and_send(text)
+    expect(alice.page.locator("#messages li.msg[data-state='sent']")).to_have_count(6)
+    bob.type_and_send("typed while offline")
+    typed = bob.page.locator("#outbox li.msg")
+    expect(typed).to_have_attribute("data-state", "queued")
+    # still cut off: nothing of what alice wrote got through
+    expect(bob.page.locator("#status")).to_have_attribute("data-state", "offline")
+    assert [m["text"] for m in bob.shown()] == ["before the cut"]
+
+    bob.context.set_offline(False)
+    bob.wait_online()
+    everything = ["before the cut", *missed, "typed while offline"]
+    assert_each_once_in_order(bob, everything)
+    assert [m["text"] for m in bob.shown()][:6] == ["before the cut", *missed]
+    expect(bob.page.locator("#outbox li")).to_have_count(0)
+    alice.expect_message("typed while offline")
+    assert_each_once_in_order(alice, everything)
+    assert stored(alice, room) == everything
+
+
+def test_pages_survive_a_server_restart_and_catch_up_from_the_database(
+    alice_and_bob_in_a_room, embedded, base_url
+):
+    if base_url != embedded.url:
+        pytest.skip("restarts the embedded server; the cluster variant kills a worker instead")
+    alice, bob, room = alice_and_bob_in_a_room
+    embedded.stop()
+    for reader in (alice, bob):
+        expect(reader.page.locator("#status")).to_have_attribute("data-state", "offline")
+    bob.type_and_send("typed while the server was down")
+    expect(bob.page.locator("#outbox li.msg")).to_have_attribute("data-state", "queued")
+    # bob stays cut off a little longer, so alice's next messages are ones he misses
+    bob.context.set_offline(True)
+
+    embedded.start()
+    alice.wait_online()
+    for i in range(3):
+        alice.type_and_send(f"after the restart {i}")
+    expect(alice.page.locator("#messages li.msg[data-state='sent']")).to_have_count(4)
+
+    bob.context.set_offline(False)
+    bob.wait_online()
+    everything = [
+        "before the cut",
+        *[f"after the restart {i}" for i in range(3)],
+        "typed while the server was down",
+    ]
+    assert_each_once_in_order(bob, everything)
+    alice.expect_message("typed while the server was down")
+    assert_each_once_in_order(alice, everything)
+    assert stored(alice, room) == everything
