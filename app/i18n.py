@@ -35,6 +35,9 @@ TRANSLATIONS_DIR = Path(__file__).parent / "translations"
 DEFAULT_LOCALE = "en"
 # code -> the language's own name, shown in the switcher
 LANGUAGES = {"en": "English", "pt_BR": "Português (Brasil)"}
+_ACCEPTED = {code.replace("_", "-"): code for code in LANGUAGES} | {
+    code.split("_")[0]: code for code in LANGUAGES
+}
 LOCALE_COOKIE = "lang"
 LOCALE_COOKIE_MAX_AGE = 365 * 24 * 3600
 # pages reached by POST re-render a GET page: switching language goes back to that page
@@ -82,9 +85,9 @@ def select_locale() -> str:
     chosen = request.cookies.get(LOCALE_COOKIE)
     if chosen in LANGUAGES:
         return chosen
-    # werkzeug matches "pt-BR" to "pt_BR" and falls back to the primary tag ("pt", "pt-PT")
-    best = request.accept_languages.best_match([code.replace("_", "-") for code in LANGUAGES])
-    return best.replace("-", "_") if best else DEFAULT_LOCALE
+    # each language also answers to its bare primary tag: "pt-PT" gets pt_BR, "en-GB" gets en
+    best = request.accept_languages.best_match(list(_ACCEPTED))
+    return _ACCEPTED[best] if best else DEFAULT_LOCALE
 
 
 def current_locale() -> str:

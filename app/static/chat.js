@@ -358,7 +358,10 @@
     socket.timeout(ACK_TIMEOUT).emit("message", payload, function (err, ack) {
       if (entry.attempt !== attempt) return; // a disconnect put it back in the queue
       inflight = null;
-      if (err) {
+      if (err && !pending.has(entry.clientId)) {
+        // no ack in time, but its broadcast came: it is stored
+        setState(entry, "sent");
+      } else if (err) {
         setState(entry, "failed");
       } else if (ack && ack.ok) {
         // the broadcast may be late or lost (a retry is not broadcast again): place it now

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -49,6 +52,7 @@ def test_a_page_that_goes_offline_gets_every_missed_message_once_and_sends_what_
     bob.type_and_send("typed while offline")
     typed = bob.page.locator("#outbox li.msg")
     expect(typed).to_have_attribute("data-state", "queued")
+    bob.screenshot("chat-offline-desktop-en")
     # still cut off: nothing of what alice wrote got through
     expect(bob.page.locator("#status")).to_have_attribute("data-state", "offline")
     assert [m["text"] for m in bob.shown()] == ["before the cut"]
@@ -95,3 +99,57 @@ def test_pages_survive_a_server_restart_and_catch_up_from_the_database(
     alice.expect_message("typed while the server was down")
     assert_each_once_in_order(alice, everything)
     assert stored(alice, room) == everything
+
+
+def test_a_message_whose_ack_is_lost_fails_visibly_and_its_retry_is_stored_once(person, base_url):
+    alice = person("alice")
+    alice.sign_up()
+    room = alice.create_room(f"lossy {alice.username}")
+    # sit between the page and the server and lose the first reply about one message:
+    # its ack and its broadcast back to this page (the server did store it)
+    lost: dict[str, str] = {}
+    dropped: list[str] = []
+
+    def relay(ws):
+        server = ws.connect_to_server()
+
+        def from_page(frame):
+            event = re.match(r'^42(\d+)\["message",(.*)\]$', str(frame))
+            if event and "lose me" in event.group(2) and not lost:
+                lost["ack"] = event.group(1)
+                lost["client_id"] = json.loads(event.group(2))["client_id"]
+            server.send(frame)
+
+        def from_server(frame):
+            text = str(frame)
+            if lost and lost["ack"] and text.startswith(f"43{lost['ack']}["):
+                dropped.append("ack")
+                lost["ack"] = ""
+                return
+            broadcast = text.startswith('42["message"') and lost.get("client_id", "-") in text
+            if broadcast and "broadcast" not in dropped:
+                dropped.append("broadcast")
+                return
+            ws.send(frame)
+
+        ws.on_message(from_page)
+        server.on_message(from_server)
+
+    alice.page.route_web_socket(re.compile(r"/socket\.io/"), relay)
+    page = alice.enter_room(room)
+    alice.type_and_send("lose me")
+    typed = page.locator("#outbox li.msg")
+    expect(typed).to_have_attribute("data-state", "failed", timeout=20_000)
+    assert dropped == ["broadcast", "ack"] or dropped == ["ack", "broadcast"]
+    retry = typed.locator("button.retry")
+    expect(retry).to_be_visible()
+    retry.click()
+    sent = page.locator("#messages li.msg")
+    expect(sent).to_have_attribute("data-state", "sent")
+    expect(page.locator("#outbox li")).to_have_count(0)
+    assert [(m["text"], m["seq"]) for m in alice.shown()] == [("lose me", 1)]
+    assert stored(alice, room) == ["lose me"]
+    # the client_id was the same both times: one row, and a reload shows it once
+    page.reload()
+    alice.wait_online()
+    expect(page.locator("#messages li.msg")).to_have_count(1)
