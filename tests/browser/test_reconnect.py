@@ -143,6 +143,7 @@ def test_a_message_whose_ack_is_lost_fails_visibly_and_its_retry_is_stored_once(
     assert dropped == ["broadcast", "ack"] or dropped == ["ack", "broadcast"]
     retry = typed.locator("button.retry")
     expect(retry).to_be_visible()
+    alice.screenshot("chat-failed-desktop-en")
     retry.click()
     sent = page.locator("#messages li.msg")
     expect(sent).to_have_attribute("data-state", "sent")

@@ -10,7 +10,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
-from app.i18n import LANGUAGES, TRANSLATIONS_DIR, compile_catalogs
+from app.i18n import LANGUAGES, TRANSLATIONS_DIR, compile_catalogs, ensure_compiled
 
 ROOT = Path(__file__).resolve().parents[2]
 PLACEHOLDER = re.compile(r"%\(\w+\)[sd]|\{\w+\}")
@@ -66,3 +66,12 @@ def test_catalogs_compile(tmp_path):
     written = compile_catalogs(TRANSLATIONS_DIR, tmp_path)
     assert {p.relative_to(tmp_path).parts[0] for p in written} == set(TRANSLATED)
     assert all(p.stat().st_size > 0 for p in written)
+
+
+def test_missing_catalogs_are_built_at_start_next_to_their_sources(tmp_path):
+    source = tmp_path / "translations"
+    po = source / "pt_BR" / "LC_MESSAGES" / "messages.po"
+    po.parent.mkdir(parents=True)
+    po.write_bytes((TRANSLATIONS_DIR / "pt_BR" / "LC_MESSAGES" / "messages.po").read_bytes())
+    assert ensure_compiled(source, tmp_path / "fallback") == source
+    assert po.with_suffix(".mo").stat().st_size > 0
