@@ -55,6 +55,9 @@ def test_two_people_sign_up_create_a_room_and_chat_live_both_ways(person, base_u
     bob.wait_online()
     expect(bob.page.locator("#messages li.msg")).to_have_count(3)
     assert [m["text"] for m in bob.shown()] == ["hello bob", "hi alice, how are you?", "fine!"]
+    # bob walks out: alice is told
+    bob.goto("/dashboard")
+    expect(alice.page.locator("#messages li.notice").last).to_have_text(f"{bob.username} left")
     assert not alice.errors and not bob.errors
 
 

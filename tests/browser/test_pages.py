@@ -145,3 +145,37 @@ def test_every_page_in_both_languages_with_screenshots(person, base_url, lang, v
     expect(page.locator(".error-status")).to_have_text("404")
     visit("error-404")
     assert not me.errors, me.errors
+
+
+def test_the_main_flow_works_from_the_keyboard_with_a_visible_focus(person):
+    me = person("kim")
+    me.sign_up()
+    me.log_out()
+    page = me.page
+    # the login form has focus on arrival; Tab moves on, Enter submits
+    expect(page.locator("#username")).to_be_focused()
+    page.keyboard.type(me.username)
+    page.keyboard.press("Tab")
+    expect(page.locator("#password")).to_be_focused()
+    outline = page.locator("#password").evaluate("el => getComputedStyle(el).outlineStyle")
+    assert outline not in ("", "none")
+    page.keyboard.type("correct horse battery")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/dashboard$"))
+
+    page.locator("#chat_name").focus()
+    page.keyboard.type(f"keys {me.username}")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/chat/\d+$"))
+    me.wait_online()
+    page.locator("#text").focus()
+    page.keyboard.type("typed with the keyboard only")
+    page.keyboard.press("Enter")
+    me.expect_message("typed with the keyboard only")
+    # the language switcher is buttons: reachable and usable without a mouse
+    page.locator(".lang-switch button[value='pt_BR']").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("html")).to_have_attribute("lang", "pt-BR")
+    expect(page.locator(".chat-title")).to_contain_text(f"keys {me.username}")
+    me.wait_online()
+    expect(page.locator("#status")).to_contain_text("Conectado")
