@@ -246,6 +246,8 @@
   const socket = io({
     query: { affinity: affinity },
     transports: ["websocket", "polling"],
+    // where WebSocket cannot get through (a proxy, a firewall), fall back to long-polling
+    tryAllTransports: true,
     reconnectionDelayMax: 3000,
   });
 

@@ -154,3 +154,24 @@ def test_a_message_whose_ack_is_lost_fails_visibly_and_its_retry_is_stored_once(
     page.reload()
     alice.wait_online()
     expect(page.locator("#messages li.msg")).to_have_count(1)
+
+
+def test_the_page_falls_back_to_long_polling_when_websocket_is_blocked(person):
+    alice = person("alice")
+    alice.sign_up()
+    room = alice.create_room(f"proxy {alice.username}")
+    # as behind a proxy that refuses the upgrade: every WebSocket handshake gets a 404
+    alice.page.add_init_script(
+        """window.WebSocket = class extends WebSocket {
+            constructor(url, protocols) {
+                super(String(url).replace('/socket.io/', '/no-ws/'), protocols);
+            }
+        };"""
+    )
+    page = alice.enter_room(room)
+    alice.type_and_send("over long-polling")
+    expect(page.locator("#messages li.msg")).to_have_attribute("data-state", "sent")
+    assert page.evaluate(
+        "() => performance.getEntriesByType('resource')"
+        ".some(e => e.name.includes('transport=polling'))"
+    )
