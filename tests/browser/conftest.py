@@ -6,6 +6,7 @@ talk to; a module (or a later cluster variant) may override it to point at nginx
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -116,6 +117,14 @@ class Person:
     def _on_dialog(self, dialog) -> None:
         self.dialogs.append(dialog.message)
         dialog.dismiss()
+
+    def use_affinity(self, key: str) -> None:
+        """Pin this person's tab to an nginx stickiness key (the cluster picks a worker by it)."""
+        self.context.add_init_script(f"sessionStorage.setItem('chat-affinity', {json.dumps(key)})")
+
+    def worker(self) -> str | None:
+        """The worker that answered this page's last join (the `worker` of the join ack)."""
+        return self.page.locator("#chat").get_attribute("data-worker")
 
     def goto(self, path: str) -> Page:
         self.page.goto(self.base_url + path)

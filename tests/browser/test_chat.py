@@ -26,7 +26,7 @@ def test_two_people_sign_up_create_a_room_and_chat_live_both_ways(person, base_u
     bob.enter_room(room)
     expect(alice.page.locator("#messages li.notice")).to_have_text(f"{bob.username} joined")
     # the cluster variant asserts the two differ; here it only has to be reported
-    assert alice.page.locator("#chat").get_attribute("data-worker")
+    assert alice.worker() and bob.worker()
 
     alice.type_and_send("hello bob")
     bob.expect_message("hello bob")
@@ -174,3 +174,21 @@ def test_new_messages_do_not_pull_a_reader_who_scrolled_up(person, base_url):
         expect(jump).to_be_hidden()
     finally:
         sender.close()
+
+
+def test_each_tab_keeps_one_affinity_key_in_its_socket_io_query(person):
+    alice = person("alice")
+    alice.sign_up()
+    room = alice.create_room(f"sticky {alice.username}")
+    urls: list[str] = []
+    alice.page.on("websocket", lambda ws: urls.append(ws.url))
+    alice.enter_room(room)
+    alice.page.reload()
+    alice.wait_online()
+    keys = [re.search(r"[?&]affinity=([^&]+)", url).group(1) for url in urls]
+    assert len(keys) == 2 and keys[0] == keys[1]
+    # a pinned key (how a cluster test puts two people on chosen workers) is the one sent
+    alice.use_affinity("pinned-key-1")
+    alice.page.reload()
+    alice.wait_online()
+    assert "affinity=pinned-key-1" in urls[-1]
