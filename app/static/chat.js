@@ -38,6 +38,7 @@
   let joined = false;
   let joining = false;
   let rejoinWanted = false;
+  let connectionGeneration = 0;
 
   const pending = new Map(); // client_id -> outgoing entry {clientId, text, el, attempt}
   const queue = [];
@@ -259,7 +260,10 @@
       return;
     }
     joining = true;
-    socket.timeout(ACK_TIMEOUT).emit("join", { room: roomId, since: contiguous }, function (err, ack) {
+    const generation = connectionGeneration;
+    const since = contiguous;
+    socket.timeout(ACK_TIMEOUT).emit("join", { room: roomId, since: since }, function (err, ack) {
+      if (generation !== connectionGeneration) return; // an answer for a connection since lost
       joining = false;
       if (err) {
         if (socket.connected) setTimeout(join, 1000);
@@ -273,7 +277,8 @@
       joined = true;
       setStatus("online");
       addLive(ack.messages, false);
-      if (ack.more || rejoinWanted || highestSeq() > contiguous) {
+      // more to fetch, or a hole this answer narrowed but did not close yet
+      if (ack.more || rejoinWanted || (highestSeq() > contiguous && contiguous > since)) {
         rejoinWanted = false;
         join();
       }
@@ -286,6 +291,7 @@
     join();
   });
   socket.on("disconnect", function (reason) {
+    connectionGeneration += 1;
     joined = false;
     joining = false;
     setStatus("offline");
