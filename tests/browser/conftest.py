@@ -113,6 +113,8 @@ class Person:
         self.errors: list[str] = []
         self.page.on("dialog", self._on_dialog)
         self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        self.requested: list[str] = []
+        self.page.on("request", lambda request: self.requested.append(request.url))
 
     def _on_dialog(self, dialog) -> None:
         self.dialogs.append(dialog.message)

@@ -145,6 +145,9 @@ def test_every_page_in_both_languages_with_screenshots(person, base_url, lang, v
     expect(page.locator(".error-status")).to_have_text("404")
     visit("error-404")
     assert not me.errors, me.errors
+    # nothing came from anywhere else: no CDN, no web font, no tracker
+    foreign = [url for url in me.requested if not url.startswith(base_url.rstrip("/") + "/")]
+    assert foreign == []
 
 
 def test_the_main_flow_works_from_the_keyboard_with_a_visible_focus(person):
