@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, render_template, request
+from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 # realtime registers its Socket.IO handlers on import: that must happen before
 # socketio.init_app(), which hands the registered handlers to each new server
-from app import accounts, realtime, rooms  # noqa: F401
+from app import accounts, i18n, realtime, rooms  # noqa: F401
 from app.accounts.service import load_session_user
 from app.config import Settings
 from app.db import engine_options, install_sqlite_pragmas
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         install_sqlite_pragmas(db.engine)
     migrate.init_app(app, db)
     csrf.init_app(app)
+    i18n.init_app(app)
     login_manager.init_app(app)
     socketio.init_app(
         app,
@@ -56,6 +58,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app.register_blueprint(accounts.bp)
     app.register_blueprint(rooms.bp)
+    app.register_blueprint(i18n.bp)
     login_manager.user_loader(load_session_user)
     login_manager.unauthorized_handler(_unauthorized)
     _register_error_handlers(app)
@@ -75,7 +78,7 @@ def _unauthorized():
     from flask import redirect, url_for
 
     if _wants_json():
-        return jsonify(error="unauthorized", detail="Log in to use the API."), 401
+        return jsonify(error="unauthorized", detail=_("Log in to use the API.")), 401
     return redirect(url_for("accounts.index"))
 
 
@@ -92,15 +95,27 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):
-        return reply(400, "csrf", "This form expired or came from another site. Reload and retry.")
+        return reply(
+            400, "csrf", _("This form expired or came from another site. Reload and retry.")
+        )
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         code = (exc.name or "error").lower().replace(" ", "_")
-        return reply(exc.code or 500, code, exc.description or exc.name)
+        return reply(exc.code or 500, code, _http_error_detail(exc))
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         db.session.rollback()
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return reply(500, "internal", "Something went wrong on our side; try again.")
+        return reply(500, "internal", _("Something went wrong on our side; try again."))
+
+
+def _http_error_detail(exc: HTTPException) -> str:
+    """werkzeug's descriptions are English only: say the common ones in the user's language."""
+    details = {
+        404: _("There is nothing at this address. Check the link, or start again."),
+        405: _("This page cannot be used that way."),
+        413: _("That was too much data at once."),
+    }
+    return details.get(exc.code or 0) or _("The request could not be handled.")

@@ -31,6 +31,12 @@ def need(condition: bool, reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
+def needs():
+    """`need` for the conftest files of sub-folders: they cannot import this module by name."""
+    return need
+
+
+@pytest.fixture(scope="session")
 def postgres_schema_url():
     """A private PostgreSQL schema for this test run, migrated once; None when unreachable."""
     engine = create_engine(POSTGRES_URL)

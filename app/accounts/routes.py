@@ -1,6 +1,7 @@
 """Sign-up, login and logout pages: the seed's paths and form field names."""
 
 from flask import flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
 from app.accounts import bp, service
@@ -42,7 +43,7 @@ def signup():
         values = {k: form.get(k, "") for k in ("username", "email", "idade")}
         return render_template("accounts/signup.html", errors=exc.fields, values=values), 400
     _log_in(user)
-    flash("Welcome, your account is ready.", "success")
+    flash(_("Welcome, your account is ready."), "success")
     return redirect(url_for("rooms.dashboard"), code=303)
 
 
@@ -55,7 +56,7 @@ def login_page():
 def login():
     user = service.authenticate(request.form.get("username", ""), request.form.get("password", ""))
     if user is None:
-        errors = {"form": "Wrong username or password."}
+        errors = {"form": _("Wrong username or password.")}
         values = {"username": request.form.get("username", "")}
         return render_template("accounts/login.html", errors=errors, values=values), 401
     _log_in(user)

@@ -8,6 +8,7 @@ import secrets
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
+from flask_babel import gettext as _
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
@@ -33,20 +34,26 @@ def register(username: str, password: str, email: str, idade: str | int) -> User
     email = (email or "").strip()
     errors: dict[str, str] = {}
     if not USERNAME_RE.fullmatch(username):
-        errors["username"] = (
+        errors["username"] = _(
             "Username must be 3 to 32 characters: letters, digits, underscore, dot or hyphen."
         )
     if not PASSWORD_MIN <= len(password or "") <= PASSWORD_MAX:
-        errors["password"] = f"Password must be {PASSWORD_MIN} to {PASSWORD_MAX} characters long."
+        errors["password"] = _(
+            "Password must be %(low)d to %(high)d characters long.",
+            low=PASSWORD_MIN,
+            high=PASSWORD_MAX,
+        )
     try:
         email = validate_email(email, check_deliverability=False).normalized
     except EmailNotValidError:
-        errors["email"] = "Enter a valid email address, like name@example.com."
+        errors["email"] = _("Enter a valid email address, like name@example.com.")
     age = _parse_idade(idade)
     if age is None:
-        errors["idade"] = f"Age must be a whole number from {IDADE_MIN} to {IDADE_MAX}."
+        errors["idade"] = _(
+            "Age must be a whole number from %(low)d to %(high)d.", low=IDADE_MIN, high=IDADE_MAX
+        )
     if "username" not in errors and _username_taken(username):
-        errors["username"] = "That username is taken."
+        errors["username"] = _("That username is taken.")
     if errors:
         raise InvalidInput(errors)
 
@@ -63,7 +70,7 @@ def register(username: str, password: str, email: str, idade: str | int) -> User
     except IntegrityError:
         # someone took the name between our check and the insert
         db.session.rollback()
-        raise InvalidInput({"username": "That username is taken."}) from None
+        raise InvalidInput({"username": _("That username is taken.")}) from None
     return user
 
 

@@ -11,6 +11,7 @@ import functools
 import logging
 
 from flask import current_app
+from flask_babel import gettext as _
 from flask_login import current_user
 from flask_socketio import ConnectionRefusedError, emit, join_room, leave_room, rooms
 
@@ -32,9 +33,13 @@ def acked(handler):
     @functools.wraps(handler)
     def wrapper(data=None, *_extra):
         if not current_user.is_authenticated:
-            return {"ok": False, "error": "unauthorized", "detail": "Your session ended; log in."}
+            return {
+                "ok": False,
+                "error": "unauthorized",
+                "detail": _("Your session ended; log in."),
+            }
         if not isinstance(data, dict):
-            return ServiceError("bad_request", "The payload must be an object.").to_ack()
+            return ServiceError("bad_request", _("The payload must be an object.")).to_ack()
         try:
             return handler(data)
         except ServiceError as exc:
@@ -43,7 +48,11 @@ def acked(handler):
         except Exception:
             db.session.rollback()
             log.exception("socket event %s failed", handler.__name__)
-            return {"ok": False, "error": "internal", "detail": "Something went wrong; try again."}
+            return {
+                "ok": False,
+                "error": "internal",
+                "detail": _("Something went wrong; try again."),
+            }
 
     return wrapper
 
@@ -78,7 +87,7 @@ def on_join(data: dict):
     room_id = service.parse_room_id(data.get("room"))
     since = data.get("since")
     if since is not None:
-        since = service.parse_seq(since, "since")
+        since = service.parse_since(since)
     service.get_room(room_id)
 
     key = room_key(room_id)
@@ -127,7 +136,9 @@ def on_message(data: dict):
     room_id = service.parse_room_id(data.get("room"))
     if room_key(room_id) not in rooms():
         service.get_room(room_id)  # no_such_room wins over not_member
-        raise ServiceError("not_member", f"Join room {room_id} before posting to it.")
+        raise ServiceError(
+            "not_member", _("Join room %(room)s before posting to it.", room=room_id)
+        )
     posted = service.post_message(
         current_user,
         room_id,
@@ -144,4 +155,4 @@ def on_message(data: dict):
 @socketio.on_error_default
 def on_unhandled_error(exc):  # pragma: no cover - acked() catches everything first
     log.exception("unhandled socket error: %s", exc)
-    return {"ok": False, "error": "internal", "detail": "Something went wrong; try again."}
+    return {"ok": False, "error": "internal", "detail": _("Something went wrong; try again.")}

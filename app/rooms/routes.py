@@ -3,6 +3,7 @@
 import re
 
 from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from app.errors import InvalidInput, ServiceError
@@ -26,7 +27,7 @@ def create_chat():
             "rooms/dashboard.html", rooms=service.list_rooms(), errors=exc.fields, values=values
         )
         return page, 400
-    flash(f"Room “{chat.name}” created.", "success")
+    flash(_("Room “%(name)s” created.", name=chat.name), "success")
     return redirect(url_for("rooms.chat_page", chat_id=chat.id), code=303)
 
 
@@ -69,6 +70,11 @@ def _int_arg(name: str, low: int, high: int | None = None) -> int | None:
         return None
     high = high or service.MAX_ID
     if not re.fullmatch(r"[0-9]{1,10}", raw) or not low <= int(raw) <= high:
-        bounds = f"from {low} to {high}"
-        raise ServiceError("bad_request", f"{name} must be a whole number {bounds}.")
+        detail = _(
+            "%(name)s must be a whole number from %(low)d to %(high)d.",
+            name=name,
+            low=low,
+            high=high,
+        )
+        raise ServiceError("bad_request", detail)
     return int(raw)

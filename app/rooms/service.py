@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from flask_babel import gettext as _
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -40,18 +41,20 @@ class Page:
 def create_room(user: User, name: str) -> Chat:
     name = " ".join((name or "").split())
     if not name:
-        raise InvalidInput({"chat_name": "Give the room a name."})
+        raise InvalidInput({"chat_name": _("Give the room a name.")})
     if len(name) > ROOM_NAME_MAX:
-        raise InvalidInput({"chat_name": f"Room names are at most {ROOM_NAME_MAX} characters."})
+        raise InvalidInput(
+            {"chat_name": _("Room names are at most %(high)d characters.", high=ROOM_NAME_MAX)}
+        )
     if db.session.scalar(select(Chat.id).where(Chat.name_key == name.lower())) is not None:
-        raise InvalidInput({"chat_name": "A room with that name exists already."})
+        raise InvalidInput({"chat_name": _("A room with that name exists already.")})
     chat = Chat(name=name, name_key=name.lower(), created_by=user.id)
     db.session.add(chat)
     try:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise InvalidInput({"chat_name": "A room with that name exists already."}) from None
+        raise InvalidInput({"chat_name": _("A room with that name exists already.")}) from None
     return chat
 
 
@@ -65,7 +68,7 @@ def list_rooms() -> list[Chat]:
 def get_room(room_id: int) -> Chat:
     chat = db.session.get(Chat, room_id)
     if chat is None:
-        raise NotFound("no_such_room", f"There is no room {room_id}.")
+        raise NotFound("no_such_room", _("There is no room %(room)s.", room=room_id))
     return chat
 
 
@@ -75,31 +78,36 @@ def parse_room_id(value) -> int:
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID:
         return value
-    raise ServiceError("bad_request", "room must be a room id (a number).")
+    raise ServiceError("bad_request", _("room must be a room id (a number)."))
 
 
-def parse_seq(value, name: str) -> int:
-    """A seq cursor from the wire: a whole number from 0."""
+def parse_since(value) -> int:
+    """The `since` cursor from the wire: a seq, a whole number from 0."""
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ID:
         return value
-    raise ServiceError("bad_request", f"{name} must be a seq: a whole number of 0 or more.")
+    raise ServiceError("bad_request", _("since must be a seq: a whole number of 0 or more."))
 
 
 def post_message(user: User, room_id: int, text, client_id=None, *, max_length: int) -> Posted:
     """Store a message in a room and return it; a retry with the same client_id is stored once."""
     if not isinstance(text, str):
-        raise ServiceError("bad_request", "message must be text.")
+        raise ServiceError("bad_request", _("message must be text."))
     if client_id is not None and (
         not isinstance(client_id, str) or not CLIENT_ID_RE.fullmatch(client_id)
     ):
         raise ServiceError(
-            "bad_request", "client_id must be 1 to 64 letters, digits or the characters _ . : -"
+            "bad_request", _("client_id must be 1 to 64 letters, digits or the characters _ . : -")
         )
     if not text.strip():
-        raise ServiceError("empty", "The message is empty.")
+        raise ServiceError("empty", _("The message is empty."))
     if len(text) > max_length:
         raise ServiceError(
-            "too_long", f"The message is {len(text)} characters; the limit is {max_length}."
+            "too_long",
+            _(
+                "The message is %(length)d characters; the limit is %(limit)d.",
+                length=len(text),
+                limit=max_length,
+            ),
         )
 
     if client_id is not None:
@@ -118,7 +126,7 @@ def post_message(user: User, room_id: int, text, client_id=None, *, max_length: 
         ).scalar_one_or_none()
         if seq is None:
             db.session.rollback()
-            raise NotFound("no_such_room", f"There is no room {room_id}.")
+            raise NotFound("no_such_room", _("There is no room %(room)s.", room=room_id))
         message = Message(
             chat_id=room_id,
             seq=seq,
