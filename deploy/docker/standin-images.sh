@@ -23,6 +23,7 @@
 # Usage: deploy/docker/standin-images.sh [--env-file PATH] [--force] [--only NAME...]
 #   --env-file PATH  also write the variable assignments to PATH
 #   --force          rebuild the rootfs tarball, base image and all stand-ins
+#                    (docker build --no-cache: picks up new Debian package versions)
 #   --only NAME      build only this stand-in (python|nginx|redis|postgres); repeatable
 # Environment:
 #   FLASK_CHAT_DOCKER_CACHE   cache dir      (default /var/cache/flask-chat-docker)
@@ -80,6 +81,7 @@ die() { log "ERROR: $*"; exit 1; }
 # (20.10) and has no buildx plugin: use the classic builder, which both support.
 export DOCKER_BUILDKIT=0
 export DEBIAN_FRONTEND=noninteractive
+export NEEDRESTART_MODE=l   # host apt installs must not restart host services
 
 mkdir -p "$CACHE_DIR/logs"
 # One run at a time per machine (CI jobs and developers may overlap).
@@ -131,8 +133,9 @@ ensure_dockerd() {
   else
     mkdir -p "$(dirname "$DOCKERD_LOG")"
     log "starting dockerd --iptables=false (log: $DOCKERD_LOG)"
-    # setsid+nohup: keep the daemon alive after this script (and its CI step) exits.
-    setsid nohup dockerd --iptables=false >>"$DOCKERD_LOG" 2>&1 </dev/null &
+    # setsid+nohup: keep the daemon alive after this script (and its CI step)
+    # exits; 9>&- so the long-lived daemon does not inherit our lock.
+    setsid nohup dockerd --iptables=false >>"$DOCKERD_LOG" 2>&1 </dev/null 9>&- &
   fi
   local i
   for ((i = 0; i < DOCKERD_WAIT; i++)); do
@@ -189,7 +192,7 @@ make_rootfs() {
   cleanup_rootfs_dir() {
     local m
     for m in "$dir/proc" "$dir/sys" "$dir/dev/pts" "$dir/dev"; do
-      mountpoint -q "$m" 2>/dev/null && umount -l "$m" || true
+      if mountpoint -q "$m" 2>/dev/null; then umount -l "$m" || true; fi
     done
     if grep -q " $dir/" /proc/mounts; then
       log "WARNING: something is still mounted under $dir; not deleting it"
@@ -271,7 +274,7 @@ ensure_base_image() {
     --change 'ENV LANG=C.UTF-8' \
     --change 'CMD ["bash"]' \
     "$ROOTFS_TAR" "$BASE_IMAGE" >/dev/null
-  [ -n "$old" ] && docker image rm "$old" >/dev/null 2>&1 || true
+  if [ -n "$old" ]; then docker image rm "$old" >/dev/null 2>&1 || true; fi
 }
 
 # ------------------------------------------------------------ stand-ins -----
@@ -295,7 +298,8 @@ build_standin() {
   fi
   old=$(docker image inspect -f '{{.Id}}' "$tag" 2>/dev/null || true)
   log "building $tag (log: $logf)"
-  if ! docker build --network host --pull=false \
+  local nocache=(); [ "$FORCE" = 1 ] && nocache=(--no-cache)
+  if ! docker build --network host --pull=false "${nocache[@]}" \
         --build-arg "BASE_IMAGE=$BASE_IMAGE" \
         --label "$HASH_LABEL=$want" \
         -t "$tag" "$STANDIN_DIR/$name" >"$logf" 2>&1; then

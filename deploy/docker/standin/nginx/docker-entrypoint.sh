@@ -9,6 +9,7 @@ if [ "$1" = "nginx" ] || [ "$1" = "nginx-debug" ]; then
     for f in /docker-entrypoint.d/*.sh; do
         [ -f "$f" ] || continue
         echo "$0: running $f"
+        # shellcheck disable=SC1090
         if [ -x "$f" ]; then "$f"; else . "$f"; fi
     done
 
@@ -18,6 +19,7 @@ if [ "$1" = "nginx" ] || [ "$1" = "nginx-debug" ]; then
     filter="${NGINX_ENVSUBST_FILTER:-}"
     if [ -d "$template_dir" ]; then
         # only variables present in the environment: leaves $host, $uri, ... alone
+        # shellcheck disable=SC2016,SC2046  # literal ${NAME}s; one word per variable name
         defined_envs=$(printf '${%s} ' $(awk "END { for (name in ENVIRON) { print ( name ~ /${filter}/ ) ? name : \"\" } }" </dev/null))
         find "$template_dir" -follow -type f -name "*$suffix" -print | while read -r template; do
             relative_path="${template#"$template_dir/"}"

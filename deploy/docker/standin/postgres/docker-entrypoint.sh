@@ -42,6 +42,7 @@ if [ "$1" = "postgres" ]; then
         fi
         for f in /docker-entrypoint-initdb.d/*; do
             [ -e "$f" ] || continue
+            # shellcheck disable=SC1090  # initdb.d scripts are sourced, as upstream
             case "$f" in
                 *.sh)     echo "$0: running $f"; if [ -x "$f" ]; then "$f"; else . "$f"; fi ;;
                 *.sql)    echo "$0: running $f"; "${psql[@]}" --dbname "$POSTGRES_DB" -f "$f" ;;
