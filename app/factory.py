@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 # realtime registers its Socket.IO handlers on import: that must happen before
 # socketio.init_app(), which hands the registered handlers to each new server
-from app import accounts, realtime, rooms  # noqa: F401
+from app import accounts, ops, realtime, rooms  # noqa: F401
 from app.accounts.service import load_session_user
 from app.config import Settings
 from app.db import engine_options, install_sqlite_pragmas
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app.register_blueprint(accounts.bp)
     app.register_blueprint(rooms.bp)
+    app.register_blueprint(ops.bp)
     login_manager.user_loader(load_session_user)
     login_manager.unauthorized_handler(_unauthorized)
     _register_error_handlers(app)
