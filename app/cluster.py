@@ -236,8 +236,9 @@ class Cluster:
     # -- stopping -----------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Workers first (they tell their clients to go), then nginx, then Redis."""
-        for kind in ("worker", "nginx", "redis"):
+        """nginx first (no new requests; its idle upstream connections would hold each
+        worker's graceful drain for gunicorn's keepalive), then the workers, then Redis."""
+        for kind in ("nginx", "worker", "redis"):
             group = [c for c in self._of_kind(kind) if c.proc.poll() is None]
             for child in group:
                 with contextlib.suppress(ProcessLookupError):

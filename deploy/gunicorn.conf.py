@@ -31,19 +31,36 @@ proc_name = "flask-chat-" + os.environ.get("WORKER_ID", "worker")
 
 
 def post_worker_init(worker):
-    """On SIGTERM, tell every Socket.IO client to go before gunicorn drains the process.
+    """On SIGTERM, stop accepting, then tell every Socket.IO client to go.
 
-    gunicorn's gevent worker only stops accepting and waits up to graceful_timeout for open
-    requests, which for a WebSocket means until the timeout kills it. Closing each
-    Engine.IO session first sends a clean close, and the clients reconnect (through nginx,
-    to another worker) at once.
+    gunicorn's gevent worker alone only stops accepting (within a second: its run loop
+    ticks once per second) and waits up to graceful_timeout for open requests, which for a
+    WebSocket means until the timeout kills it. Here every new request is answered 503 at
+    once (nginx retries it on the next worker of its hash ring), and once the listener is
+    closed each Engine.IO session is dropped, so its client reconnects elsewhere at once.
     """
     import gevent
 
-    from app.shutdown import close_all_connections
+    from app.shutdown import DrainingMiddleware, close_all_connections, start_draining
+
+    worker.wsgi.wsgi_app = DrainingMiddleware(worker.wsgi.wsgi_app)
+
+    def listeners_closed() -> bool:
+        # gunicorn's listener wrapper drops its socket when the gevent server closes it
+        return all(getattr(listener, "sock", None) is None for listener in worker.sockets)
+
+    def drain():
+        for _ in range(40):  # bounded: at most 2 s, the run loop needs about 1
+            if listeners_closed():
+                break
+            gevent.sleep(0.05)
+        else:
+            worker.log.warning("listener still open after 2 s; closing connections anyway")
+        close_all_connections()
 
     def on_sigterm(signum, frame):
+        start_draining()
         worker.alive = False
-        gevent.spawn(close_all_connections)
+        gevent.spawn(drain)
 
     signal.signal(signal.SIGTERM, on_sigterm)

@@ -185,6 +185,7 @@ class LiveSocket:
         self.workers: list[str] = []  # the worker of every successful join, in order
         self.connects = 0
         self.resyncs = 0
+        self.synced_connect = 1  # the connection whose rooms are joined (the first: by the test)
         self._cursor: dict[int, int] = {}  # per room: the seq the client had before joining
         self._resync = resync
         self._resyncing = threading.Lock()
@@ -196,6 +197,7 @@ class LiveSocket:
             reconnection_delay_max=1,
         )
         self.client.on("connect", self._on_connect)
+        self.client.on("disconnect", self._on_disconnect)
         self.client.on("message", self._on_message)
         self.client.on("notice", self._on_notice)
         headers = {"Cookie": user.cookie_header()}
@@ -217,9 +219,25 @@ class LiveSocket:
             # a handler must not wait for an ack itself: the read loop delivers it
             threading.Thread(target=self.resync, daemon=True).start()
 
+    def _on_disconnect(self, reason=None):
+        # python-engineio's client leaves the socket of a WebSocket the server dropped open
+        if reason == self.client.reason.CLIENT_DISCONNECT:
+            return  # our own close(): engineio closes it
+        ws = getattr(self.client.eio, "ws", None)
+        if ws is not None and hasattr(ws, "shutdown"):
+            ws.shutdown()
+
+    @property
+    def ready_to_post(self) -> bool:
+        """Connected, and every room re-joined on this connection."""
+        with self._cond:
+            return self.client.connected and self.synced_connect == self.connects
+
     def resync(self) -> None:
         """Re-join every joined room with `since`, as the browser does after a disconnect."""
         with self._resyncing:
+            with self._cond:
+                connection = self.connects
             for room in list(self._cursor):
                 for _ in range(100):  # bounded: each round returns at most SINCE_CAP messages
                     try:
@@ -236,6 +254,7 @@ class LiveSocket:
                         break
             with self._cond:
                 self.resyncs += 1
+                self.synced_connect = max(self.synced_connect, connection)
                 self._cond.notify_all()
 
     def _on_message(self, data):

@@ -133,7 +133,12 @@ class Cluster:
         return f"http://127.0.0.1:{self.worker(name)['port']}"
 
     def signal_worker(self, name: str, signum: int) -> None:
-        os.kill(self.worker(name)["pid"], signum)
+        """Signal a worker's whole process group: gunicorn's master and its one worker.
+
+        SIGKILL to both is a worker process that is gone (a crash, the OOM killer); SIGTERM
+        reaches the worker through the master as well, as in a normal stop.
+        """
+        os.killpg(self.worker(name)["pid"], signum)
 
     def worker_alive(self, name: str) -> bool:
         try:
