@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 from app import accounts, ops, realtime, rooms  # noqa: F401
 from app.accounts.service import load_session_user
 from app.config import Settings
-from app.db import engine_options, install_sqlite_pragmas
+from app.db import engine_options, install_sqlite_pragmas, warn_if_driver_blocks_gevent
 from app.errors import ServiceError
 from app.extensions import csrf, db, login_manager, migrate, socketio
 from app.logs import configure_logging
@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     db.init_app(app)
     with app.app_context():
         install_sqlite_pragmas(db.engine)
+        warn_if_driver_blocks_gevent(db.engine)
     migrate.init_app(app, db)
     csrf.init_app(app)
     login_manager.init_app(app)
