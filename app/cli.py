@@ -1,4 +1,4 @@
-"""The `flask-chat` command: serve the embedded default, apply migrations."""
+"""The `flask-chat` command: serve the embedded default, apply migrations, run a local cluster."""
 
 from __future__ import annotations
 
@@ -18,11 +18,41 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("migrate", help="apply database migrations and exit")
 
+    cluster = sub.add_parser(
+        "cluster",
+        help="run N gunicorn workers behind nginx with Redis on this machine (foreground)",
+    )
+    cluster.add_argument("--workers", type=int, default=3)
+    cluster.add_argument("--port", type=int, default=8080, help="nginx's port (0: a free one)")
+    cluster.add_argument("--host", default="127.0.0.1", help="nginx's address")
+    cluster.add_argument(
+        "--redis-url", default="", help="use this Redis (default: start a private redis-server)"
+    )
+    cluster.add_argument("--state-file", help="write the cluster's ports and pids here as JSON")
+    cluster.add_argument(
+        "--ws-compression",
+        action="store_true",
+        help="let WebSocket clients negotiate permessage-deflate (off by default: CPU)",
+    )
+
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve_embedded(args.host, args.port)
     if args.command == "migrate":
         return migrate_only()
+    if args.command == "cluster":
+        if not 1 <= args.workers <= 64:
+            parser.error("--workers must be between 1 and 64")
+        from app.cluster import run_cluster
+
+        return run_cluster(
+            args.workers,
+            args.port,
+            host=args.host,
+            redis_url=args.redis_url,
+            state_file=args.state_file,
+            ws_compression=args.ws_compression,
+        )
     return 2
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,6 +40,24 @@ def install_sqlite_pragmas(engine: Engine) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
+
+
+def warn_if_driver_blocks_gevent(engine: Engine) -> None:
+    """psycopg chooses how to wait for the server when first imported: green only if gevent
+    had patched `select` by then. A C wait would stall every connection of the worker."""
+    if engine.dialect.name != "postgresql":
+        return
+    from gevent import monkey
+
+    if not monkey.is_module_patched("select"):
+        return
+    import psycopg.waiting
+
+    if psycopg.waiting.wait is getattr(psycopg.waiting, "wait_c", None):
+        logging.getLogger(__name__).warning(
+            "psycopg was imported before gevent patched the process: its queries block every "
+            "greenlet. Patch first (app/wsgi.py does) or set PSYCOPG_WAIT_FUNC=wait_poll."
+        )
 
 
 def migrate_database(app: Flask) -> None:

@@ -11,10 +11,10 @@ from werkzeug.exceptions import HTTPException
 
 # realtime registers its Socket.IO handlers on import: that must happen before
 # socketio.init_app(), which hands the registered handlers to each new server
-from app import accounts, i18n, realtime, rooms  # noqa: F401
+from app import accounts, i18n, ops, realtime, rooms  # noqa: F401
 from app.accounts.service import load_session_user
 from app.config import Settings
-from app.db import engine_options, install_sqlite_pragmas
+from app.db import engine_options, install_sqlite_pragmas, warn_if_driver_blocks_gevent
 from app.errors import ServiceError
 from app.extensions import csrf, db, login_manager, migrate, socketio
 from app.logs import configure_logging
@@ -43,10 +43,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     db.init_app(app)
     with app.app_context():
         install_sqlite_pragmas(db.engine)
+        warn_if_driver_blocks_gevent(db.engine)
     migrate.init_app(app, db)
     csrf.init_app(app)
     i18n.init_app(app)
     login_manager.init_app(app)
+    # init_app merges its options into the previous app's: start clean, or a message queue
+    # (client_manager) of an earlier app in this process would stay
+    socketio.server_options.clear()
     socketio.init_app(
         app,
         async_mode=settings.async_mode,
@@ -59,6 +63,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(accounts.bp)
     app.register_blueprint(rooms.bp)
     app.register_blueprint(i18n.bp)
+    app.register_blueprint(ops.bp)
     login_manager.user_loader(load_session_user)
     login_manager.unauthorized_handler(_unauthorized)
     _register_error_handlers(app)

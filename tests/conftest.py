@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
 
@@ -13,21 +12,9 @@ from app import create_app
 from app.config import Settings
 from app.db import migrate_database
 from app.extensions import db, socketio
+from servers import IN_CI, POSTGRES_URL, need  # noqa: F401 - need() is the tests' helper
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
-POSTGRES_URL = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def need(condition: bool, reason: str) -> None:
-    """Skip a test whose real server is missing, except under CI=true, where that fails."""
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"required under CI=true: {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

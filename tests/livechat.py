@@ -170,29 +170,100 @@ class LiveSocket:
         affinity: str | None = None,
         origin: str | None = None,
         reconnection: bool = False,
+        resync: bool = False,
+        url: str | None = None,
     ):
+        """`resync`: behave like chat.js after a lost connection or a gap in `seq` — re-join
+        every joined room with `since` = the last contiguous seq, and keep what that returns
+        in `recovered`. `url`: connect here (a single worker) instead of the user's base URL.
+        """
         self.user = user
         self.affinity = affinity or uuid.uuid4().hex
-        self.received: list[dict] = []
+        self.received: list[dict] = []  # broadcasts, in arrival order
+        self.recovered: list[dict] = []  # messages from join acks
         self.notices: list[dict] = []
+        self.workers: list[str] = []  # the worker of every successful join, in order
+        self.connects = 0
+        self.resyncs = 0
+        self.synced_connect = 1  # the connection whose rooms are joined (the first: by the test)
+        self._cursor: dict[int, int] = {}  # per room: the seq the client had before joining
+        self._resync = resync
+        self._resyncing = threading.Lock()
         self._cond = threading.Condition()
-        self.client = socketio.Client(reconnection=reconnection, request_timeout=10)
+        self.client = socketio.Client(
+            reconnection=reconnection,
+            request_timeout=10,
+            reconnection_delay=0.2,
+            reconnection_delay_max=1,
+        )
+        self.client.on("connect", self._on_connect)
+        self.client.on("disconnect", self._on_disconnect)
         self.client.on("message", self._on_message)
         self.client.on("notice", self._on_notice)
         headers = {"Cookie": user.cookie_header()}
         if origin is not None:
             headers["Origin"] = origin
         self.client.connect(
-            f"{user.base_url}/?affinity={self.affinity}",
+            f"{(url or user.base_url).rstrip('/')}/?affinity={self.affinity}",
             headers=headers,
             transports=list(transports),
             wait_timeout=10,
         )
 
+    def _on_connect(self):
+        with self._cond:
+            self.connects += 1
+            again = self.connects > 1
+            self._cond.notify_all()
+        if again and self._resync:
+            # a handler must not wait for an ack itself: the read loop delivers it
+            threading.Thread(target=self.resync, daemon=True).start()
+
+    def _on_disconnect(self, reason=None):
+        # python-engineio's client leaves the socket of a WebSocket the server dropped open
+        if reason == self.client.reason.CLIENT_DISCONNECT:
+            return  # our own close(): engineio closes it
+        ws = getattr(self.client.eio, "ws", None)
+        if ws is not None and hasattr(ws, "shutdown"):
+            ws.shutdown()
+
+    @property
+    def ready_to_post(self) -> bool:
+        """Connected, and every room re-joined on this connection."""
+        with self._cond:
+            return self.client.connected and self.synced_connect == self.connects
+
+    def resync(self) -> None:
+        """Re-join every joined room with `since`, as the browser does after a disconnect."""
+        with self._resyncing:
+            with self._cond:
+                connection = self.connects
+            for room in list(self._cursor):
+                for _ in range(100):  # bounded: each round returns at most SINCE_CAP messages
+                    try:
+                        ack = self.call("join", {"room": room, "since": self.last_seq(room)})
+                    except (socketio.exceptions.SocketIOError, TimeoutError):
+                        return  # the next connect event resyncs again
+                    if not ack.get("ok"):
+                        return
+                    with self._cond:
+                        self.recovered.extend(ack["messages"])
+                        self.workers.append(ack["worker"])
+                        self._cond.notify_all()
+                    if not ack["more"]:
+                        break
+            with self._cond:
+                self.resyncs += 1
+                self.synced_connect = max(self.synced_connect, connection)
+                self._cond.notify_all()
+
     def _on_message(self, data):
         with self._cond:
             self.received.append(data)
+            gap = self._resync and data["seq"] > self._contiguous_seq(data["room"]) + 1
             self._cond.notify_all()
+        if gap:
+            threading.Thread(target=self.resync, daemon=True).start()
 
     def _on_notice(self, data):
         with self._cond:
@@ -206,7 +277,38 @@ class LiveSocket:
         payload = {"room": room} if since is None else {"room": room, "since": since}
         ack = self.call("join", payload)
         assert ack["ok"], ack
+        with self._cond:
+            self.workers.append(ack["worker"])
+            self.recovered.extend(ack["messages"])
+            if room not in self._cursor:
+                # an empty ack without `since`: the room has no messages yet
+                first = ack["messages"][0]["seq"] - 1 if ack["messages"] else 0
+                self._cursor[room] = since if since is not None else first
         return ack
+
+    @property
+    def worker(self) -> str | None:
+        """The worker this connection was served by at its latest join."""
+        with self._cond:
+            return self.workers[-1] if self.workers else None
+
+    def merged(self, room: int) -> list[dict]:
+        """What a client shows: broadcasts and join acks, one per id, ordered by seq."""
+        with self._cond:
+            by_id = {m["id"]: m for m in self.recovered + self.received if m["room"] == room}
+        return sorted(by_id.values(), key=lambda m: m["seq"])
+
+    def last_seq(self, room: int) -> int:
+        with self._cond:
+            return self._contiguous_seq(room)
+
+    def _contiguous_seq(self, room: int) -> int:
+        # the highest seq with nothing missing below it (since the first join)
+        seen = {m["seq"] for m in self.recovered + self.received if m["room"] == room}
+        seq = self._cursor.get(room) or 0
+        while seq + 1 in seen:
+            seq += 1
+        return seq
 
     def send(self, room: int, text: str, client_id: str | None = None) -> dict:
         return self.call(
@@ -217,6 +319,20 @@ class LiveSocket:
         with self._cond:
             if not self._cond.wait_for(lambda: predicate(self.received), timeout=timeout):
                 raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+    def wait_until(self, check: Callable[[], bool], timeout: float, what: str) -> None:
+        """Wait, without polling, until `check()` holds (checked after every event)."""
+        with self._cond:
+            if not self._cond.wait_for(check, timeout=timeout):
+                raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+    def wait_merged(self, room: int, ids: set[int], timeout: float = 20) -> None:
+        """Wait until the client shows every message in `ids` (by broadcast or resync)."""
+
+        def shown():
+            return ids <= {m["id"] for m in self.recovered + self.received if m["room"] == room}
+
+        self.wait_until(shown, timeout, f"{len(ids)} messages of room {room}")
 
     def wait_for_seq(self, room: int, seq: int, timeout: float = 10) -> None:
         self.wait_for(

@@ -1,0 +1,108 @@
+"""3 gunicorn workers behind nginx with the cluster's own Redis: spread, fan-out, polling."""
+
+from __future__ import annotations
+
+import uuid
+
+import redis
+import requests
+
+from cluster_helpers import SOCKETIO_CHANNEL, make_users, sockets_on_workers
+
+
+def test_every_worker_answers_and_is_ready(cluster):
+    names = set()
+    for worker in cluster.workers:
+        health = requests.get(cluster.worker_url(worker["name"]) + "/healthz", timeout=5).json()
+        ready = requests.get(cluster.worker_url(worker["name"]) + "/readyz", timeout=5)
+        assert ready.status_code == 200
+        assert ready.json()["checks"] == {"database": "ok", "redis": "ok"}
+        names.add(health["worker"])
+    assert names == {"w1", "w2", "w3"}
+    # and through nginx
+    assert requests.get(cluster.url + "/readyz", timeout=5).json()["ok"] is True
+
+
+def test_nginx_serves_the_static_files_itself(cluster):
+    response = requests.get(cluster.url + "/static/vendor/socket.io.min.js", timeout=5)
+    assert response.status_code == 200 and response.headers["Server"].startswith("nginx")
+    assert "Expires" in response.headers  # set by nginx's location, not by Flask
+
+
+def test_clients_from_one_address_spread_over_workers(cluster):
+    (alice,) = make_users(cluster.url, 1, "spread")
+    room = alice.create_room(f"spread-{uuid.uuid4().hex[:6]}")
+    sockets = [alice.socket() for _ in range(12)]
+    try:
+        workers = {s.join(room)["worker"] for s in sockets}
+        # 12 random affinity keys over 3 workers: all on one would be a 1 in 177,147 chance
+        assert len(workers) >= 2, workers
+        assert workers <= {"w1", "w2", "w3"}
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def test_a_message_from_one_worker_reaches_the_others_exactly_once(cluster):
+    users = make_users(cluster.url, 3, "fan")
+    room = users[0].create_room(f"fan-{uuid.uuid4().hex[:6]}")
+    by_worker = sockets_on_workers(users, room, wanted=3)
+    sockets = list(by_worker.values())
+    try:
+        assert len(by_worker) == 3, sorted(by_worker)
+        subscribers = redis.Redis.from_url(cluster.state["redis_url"]).pubsub_numsub(
+            SOCKETIO_CHANNEL
+        )
+        assert dict(subscribers)[SOCKETIO_CHANNEL.encode()] == 3  # one listener per worker
+        acks = [s.send(room, f"from {worker}") for worker, s in by_worker.items()]
+        assert all(a["ok"] for a in acks)
+        # a last message as a marker: whatever came twice before it is in by then
+        last = sockets[0].send(room, "marker")["seq"]
+        for s in sockets:
+            s.wait_for_seq(room, last)
+        for s in sockets:
+            assert sorted(s.seqs(room)) == [1, 2, 3, 4], (s.worker, s.seqs(room))
+        stored = users[0].all_messages(room)
+        assert [m["seq"] for m in stored] == [1, 2, 3, 4]
+        assert sorted(m["message"] for m in stored[:3]) == sorted(f"from {w}" for w in by_worker)
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def test_long_polling_works_through_nginx(cluster):
+    users = make_users(cluster.url, 2, "poll")
+    room = users[0].create_room(f"poll-{uuid.uuid4().hex[:6]}")
+    by_worker = sockets_on_workers(users, room, wanted=2, transports=["polling"])
+    sockets = list(by_worker.values())
+    try:
+        assert len(by_worker) == 2
+        for s in sockets:
+            assert s.client.transport() == "polling"
+        # many round trips, each a new HTTP request that nginx must send to the same worker
+        for i in range(10):
+            assert sockets[i % 2].send(room, f"poll {i}")["ok"]
+        for s in sockets:
+            s.wait_for_seq(room, 10)
+            assert sorted(s.seqs(room)) == list(range(1, 11))
+            # an "Invalid session" 400 would have dropped the connection
+            assert s.client.connected and s.connects == 1
+        assert {s.worker for s in sockets} == set(by_worker)
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def test_a_foreign_origin_is_refused_through_nginx(cluster):
+    (alice,) = make_users(cluster.url, 1, "origin")
+    # the site itself: accepted (websocket-client adds its own Origin, so polling here; every
+    # WebSocket test passes through nginx with that default same-site Origin)
+    own = alice.socket(origin=cluster.url, transports=["polling"])
+    own.close()
+    response = alice.http.get(
+        cluster.url + "/socket.io/",
+        params={"EIO": "4", "transport": "polling", "affinity": "x"},
+        headers={"Origin": "http://evil.invalid"},
+        timeout=5,
+    )
+    assert response.status_code == 400
