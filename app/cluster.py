@@ -144,7 +144,12 @@ class Cluster:
         port = free_port()
         worker_id = f"w{index}"
         args = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "app.wsgi:app"]
-        worker_env = {**env, "WORKER_ID": worker_id, "GUNICORN_BIND": f"127.0.0.1:{port}"}
+        worker_env = {
+            **env,
+            "WORKER_ID": worker_id,
+            "GUNICORN_BIND": f"127.0.0.1:{port}",
+            "FORWARDED_HOPS": "1",  # nginx in front sets X-Forwarded-*
+        }
         self._spawn(worker_id, "worker", args, port, env=worker_env)
 
     def _start_nginx(self, binary: str) -> None:

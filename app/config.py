@@ -56,6 +56,8 @@ class Settings:
     # "gevent" when the process was monkey-patched, "threading" otherwise (tests)
     async_mode: str = ""
     log_json: bool = False
+    # proxies in front that set X-Forwarded-*: 1 behind nginx, 0 when clients connect directly
+    forwarded_hops: int = 0
     testing: bool = False
 
     @classmethod
@@ -74,6 +76,7 @@ class Settings:
             message_max_length=_int_env("MESSAGE_MAX_LENGTH", 4000, 1, 100_000),
             history_on_join=_int_env("HISTORY_ON_JOIN", 50, 1, 500),
             since_cap=_int_env("SINCE_CAP", 500, 10, 10_000),
+            forwarded_hops=_int_env("FORWARDED_HOPS", 0, 0, 5),
             log_json=os.environ.get("LOG_FORMAT", "json" if env == "production" else "text")
             == "json",
         )

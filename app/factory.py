@@ -8,6 +8,7 @@ from flask import Flask, jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 # realtime registers its Socket.IO handlers on import: that must happen before
 # socketio.init_app(), which hands the registered handlers to each new server
@@ -72,6 +73,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     def healthz():
         return {"ok": True, "worker": settings.worker_id}
 
+    if settings.forwarded_hops:
+        # trust only as many X-Forwarded-* entries as there are proxies we put there
+        hops = settings.forwarded_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     return app
 
 

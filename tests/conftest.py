@@ -75,9 +75,8 @@ def app(settings):
     with app.app_context():
         if db.engine.dialect.name == "postgresql":
             # the schema is shared by the run: empty it for the next test
-            db.session.execute(
-                text("TRUNCATE users, chats, messages, login_sessions RESTART IDENTITY CASCADE")
-            )
+            tables = ", ".join(db.metadata.tables)
+            db.session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
             db.session.commit()
         db.session.remove()
         db.engine.dispose()

@@ -5,7 +5,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
 from app.accounts import bp, service
-from app.errors import InvalidInput
+from app.errors import InvalidInput, ServiceError
 
 
 @bp.get("/")
@@ -54,10 +54,18 @@ def login_page():
 
 @bp.post("/login")
 def login():
-    user = service.authenticate(request.form.get("username", ""), request.form.get("password", ""))
+    values = {"username": request.form.get("username", "")}
+    try:
+        user = service.authenticate(
+            request.form.get("username", ""),
+            request.form.get("password", ""),
+            request.remote_addr or "",
+        )
+    except ServiceError as exc:
+        errors = {"form": exc.detail}
+        return render_template("accounts/login.html", errors=errors, values=values), exc.status
     if user is None:
         errors = {"form": _("Wrong username or password.")}
-        values = {"username": request.form.get("username", "")}
         return render_template("accounts/login.html", errors=errors, values=values), 401
     _log_in(user)
     return redirect(url_for("rooms.dashboard"), code=303)

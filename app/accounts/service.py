@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
+from datetime import timedelta
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import gettext as _
-from sqlalchemy import delete, select
+from flask_babel import ngettext
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from app.errors import InvalidInput
+from app.errors import InvalidInput, ServiceError
 from app.extensions import db
-from app.models import LoginSession, User
+from app.models import LoginFailure, LoginSession, User, utcnow
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9_.-]{3,32}")
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
 IDADE_MIN, IDADE_MAX = 13, 120
+# the login throttle: failures counted per username+address and per address, in a window
+LOGIN_WINDOW = timedelta(minutes=15)
+LOGIN_FAILURES_PER_NAME = 10
+LOGIN_FAILURES_PER_ADDRESS = 50
 
 # OWASP's argon2id recommendation: 19 MiB of memory, 2 passes, 1 lane
 password_hasher = PasswordHasher(
@@ -74,20 +81,66 @@ def register(username: str, password: str, email: str, idade: str | int) -> User
     return user
 
 
-def authenticate(username: str, password: str) -> User | None:
-    """The user whose password matches, or None; unknown user and wrong password look alike."""
-    key = (username or "").strip().lower()
+def authenticate(username: str, password: str, address: str = "") -> User | None:
+    """The user whose password matches, or None; unknown user and wrong password look alike.
+
+    Raises ServiceError("too_many_attempts", status 429) while the throttle holds: after
+    LOGIN_FAILURES_PER_NAME failures for one username from one address, or
+    LOGIN_FAILURES_PER_ADDRESS from one address, within LOGIN_WINDOW. The password is not
+    even checked then, so guessing goes no faster; other addresses can still log in.
+    """
+    key = (username or "").strip().lower()[:128]
+    address = (address or "unknown")[:64]
+    _check_throttle(key, address)
     user = db.session.scalar(select(User).where(User.username_key == key)) if key else None
     try:
         password_hasher.verify(user.password if user else _DUMMY_HASH, password or "")
+        if user is None:
+            raise VerificationError("unknown user")
     except (VerificationError, InvalidHashError):
+        _record_failure(key, address)
         return None
-    if user is None:
-        return None
+    db.session.execute(
+        delete(LoginFailure).where(
+            LoginFailure.username_key == key, LoginFailure.address == address
+        )
+    )
+    db.session.commit()
     if password_hasher.check_needs_rehash(user.password):
         user.password = password_hasher.hash(password)
         db.session.commit()
     return user
+
+
+def _check_throttle(key: str, address: str) -> None:
+    since = utcnow() - LOGIN_WINDOW
+    recent = select(func.count(), func.min(LoginFailure.at)).where(
+        LoginFailure.address == address, LoginFailure.at > since
+    )
+    for query, limit in (
+        (recent.where(LoginFailure.username_key == key), LOGIN_FAILURES_PER_NAME),
+        (recent, LOGIN_FAILURES_PER_ADDRESS),
+    ):
+        count, oldest = db.session.execute(query).one()
+        if count >= limit:
+            wait = oldest + LOGIN_WINDOW - utcnow()
+            minutes = max(1, math.ceil(wait.total_seconds() / 60))
+            raise ServiceError(
+                "too_many_attempts",
+                ngettext(
+                    "Too many failed logins. Try again in %(num)d minute.",
+                    "Too many failed logins. Try again in %(num)d minutes.",
+                    minutes,
+                ),
+                429,
+            )
+
+
+def _record_failure(key: str, address: str) -> None:
+    # forget what has left the window, so the table stays small
+    db.session.execute(delete(LoginFailure).where(LoginFailure.at <= utcnow() - LOGIN_WINDOW))
+    db.session.add(LoginFailure(username_key=key, address=address))
+    db.session.commit()
 
 
 def start_session(user: User) -> str:

@@ -156,3 +156,16 @@ def test_unknown_or_wrong_method_paths_give_a_readable_4xx(client, path):
     response = client.get(path)
     assert 400 <= response.status_code < 500
     assert "<html" in response.get_data(as_text=True)
+
+
+def test_too_many_failed_logins_give_a_429_page_with_the_wait(app, accounts):
+    from app.accounts.service import LOGIN_FAILURES_PER_NAME
+
+    accounts.signup(app.test_client())
+    client = app.test_client()
+    for _ in range(LOGIN_FAILURES_PER_NAME):
+        assert accounts.login(client, password="wrong pass").status_code == 401
+    response = accounts.login(client)  # the right password, too late
+    assert response.status_code == 429
+    assert "Too many failed logins. Try again in 15 minutes." in response.get_data(as_text=True)
+    assert client.get("/dashboard").status_code == 302

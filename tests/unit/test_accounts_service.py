@@ -1,11 +1,13 @@
+from datetime import timedelta
+
 import pytest
 from argon2 import PasswordHasher
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.accounts import service
-from app.errors import InvalidInput
+from app.errors import InvalidInput, ServiceError
 from app.extensions import db
-from app.models import User
+from app.models import LoginFailure, User
 
 
 @pytest.fixture
@@ -83,3 +85,45 @@ def test_an_ended_session_no_longer_loads_its_user(ctx):
     assert service.load_session_user(token).id == user.id
     service.end_session(token)
     assert service.load_session_user(token) is None
+
+
+def test_repeated_failures_throttle_that_name_from_that_address(ctx, monkeypatch):
+    service.register("alice", "correct horse", "a@example.com", 30)
+    for _ in range(service.LOGIN_FAILURES_PER_NAME):
+        assert service.authenticate("alice", "wrong guess", "10.0.0.1") is None
+    # now even the right password is refused from there, with the wait in the message
+    with pytest.raises(ServiceError) as caught:
+        service.authenticate("alice", "correct horse", "10.0.0.1")
+    assert caught.value.code == "too_many_attempts" and caught.value.status == 429
+    assert "Try again in 15 minutes" in caught.value.detail
+    # alice herself, elsewhere, is not locked out
+    assert service.authenticate("alice", "correct horse", "10.0.0.2").username == "alice"
+
+
+def test_one_address_trying_many_names_is_throttled(ctx):
+    for i in range(service.LOGIN_FAILURES_PER_ADDRESS):
+        assert service.authenticate(f"guess{i}", "whatever1", "10.0.0.9") is None
+    with pytest.raises(ServiceError):
+        service.authenticate("someone-new", "whatever1", "10.0.0.9")
+
+
+def test_failures_leave_the_window_after_fifteen_minutes(ctx):
+    service.register("alice", "correct horse", "a@example.com", 30)
+    for _ in range(service.LOGIN_FAILURES_PER_NAME):
+        service.authenticate("alice", "wrong guess", "10.0.0.1")
+    db.session.execute(
+        update(LoginFailure).values(
+            at=LoginFailure.at - service.LOGIN_WINDOW - timedelta(seconds=1)
+        )
+    )
+    db.session.commit()
+    assert service.authenticate("alice", "correct horse", "10.0.0.1").username == "alice"
+
+
+def test_a_successful_login_clears_that_names_failures(ctx):
+    service.register("alice", "correct horse", "a@example.com", 30)
+    for _ in range(service.LOGIN_FAILURES_PER_NAME - 1):
+        service.authenticate("alice", "wrong guess", "10.0.0.1")
+    assert service.authenticate("alice", "correct horse", "10.0.0.1")
+    assert service.authenticate("alice", "wrong again", "10.0.0.1") is None
+    assert service.authenticate("alice", "correct horse", "10.0.0.1")
