@@ -30,6 +30,17 @@ def _int_env(name: str, default: int, low: int, high: int) -> int:
     return value
 
 
+def _bool_env(name: str) -> bool | None:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw == "":
+        return None
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
 def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -56,6 +67,8 @@ class Settings:
     # "gevent" when the process was monkey-patched, "threading" otherwise (tests)
     async_mode: str = ""
     log_json: bool = False
+    # None: Secure session cookies in production (HTTPS in front, or a browser on localhost)
+    session_cookie_secure: bool | None = None
     testing: bool = False
 
     @classmethod
@@ -76,6 +89,7 @@ class Settings:
             since_cap=_int_env("SINCE_CAP", 500, 10, 10_000),
             log_json=os.environ.get("LOG_FORMAT", "json" if env == "production" else "text")
             == "json",
+            session_cookie_secure=_bool_env("SESSION_COOKIE_SECURE"),
         )
 
     def resolve(self) -> Settings:
@@ -94,6 +108,8 @@ class Settings:
             self.secret_key = self._embedded_secret()
         if not self.worker_id:
             self.worker_id = default_worker_id()
+        if self.session_cookie_secure is None:
+            self.session_cookie_secure = self.env == "production" and not self.testing
         if not self.async_mode:
             self.async_mode = "gevent" if _gevent_patched() else "threading"
         return self
