@@ -136,9 +136,18 @@ def test_restarting_an_app_container_loses_nothing(stack):
 
 def test_down_removes_containers_networks_and_volumes(stack):
     assert stack.leftovers()["volumes"], "the stack should have its data volume before down"
+    # anonymous volumes (an image's VOLUME, e.g. redis's /data) carry no project label
+    mounted = {
+        mount["Name"]
+        for container in stack.container_ids()
+        for mount in stack.inspect(container)["Mounts"]
+        if mount["Type"] == "volume"
+    }
+    assert mounted
     stack.down()
     left = stack.leftovers()
     assert left == {"containers": [], "networks": [], "volumes": []}, left
+    assert set(docker("volume", "ls", "-q").split()).isdisjoint(mounted)
     wait_until(lambda: not _answers(stack.url), 10, "nginx's port to close")
 
 
