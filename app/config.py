@@ -30,6 +30,17 @@ def _int_env(name: str, default: int, low: int, high: int) -> int:
     return value
 
 
+def _bool_env(name: str) -> bool | None:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw == "":
+        return None
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
 def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -58,6 +69,8 @@ class Settings:
     log_json: bool = False
     # proxies in front that set X-Forwarded-*: 1 behind nginx, 0 when clients connect directly
     forwarded_hops: int = 0
+    # None: Secure session cookies in production (HTTPS in front, or a browser on localhost)
+    session_cookie_secure: bool | None = None
     testing: bool = False
 
     @classmethod
@@ -79,6 +92,7 @@ class Settings:
             forwarded_hops=_int_env("FORWARDED_HOPS", 0, 0, 5),
             log_json=os.environ.get("LOG_FORMAT", "json" if env == "production" else "text")
             == "json",
+            session_cookie_secure=_bool_env("SESSION_COOKIE_SECURE"),
         )
 
     def resolve(self) -> Settings:
@@ -97,6 +111,8 @@ class Settings:
             self.secret_key = self._embedded_secret()
         if not self.worker_id:
             self.worker_id = default_worker_id()
+        if self.session_cookie_secure is None:
+            self.session_cookie_secure = self.env == "production" and not self.testing
         if not self.async_mode:
             self.async_mode = "gevent" if _gevent_patched() else "threading"
         return self

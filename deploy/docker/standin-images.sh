@@ -9,10 +9,10 @@
 #   3. debootstraps a Debian bookworm minbase rootfs once (cached as a tarball
 #      under /var/cache/flask-chat-docker) and imports it as
 #      flask-chat-standin/debian:bookworm,
-#   4. builds flask-chat-standin/{python:3.11-slim,nginx:1.27,redis:7,postgres:15}
+#   4. builds flask-chat-standin/{python:3.11-slim,nginx:1.27,redis:7,postgres:15,node:20-slim}
 #      from deploy/docker/standin/<name>/ with `docker build --network host`
 #      (apt-get runs inside, using this host's configured Debian mirror),
-#   5. prints PYTHON_IMAGE=... NGINX_IMAGE=... REDIS_IMAGE=... POSTGRES_IMAGE=...
+#   5. prints PYTHON_IMAGE=... NGINX_IMAGE=... REDIS_IMAGE=... POSTGRES_IMAGE=... NODE_IMAGE=...
 #      on stdout (one per line; all progress goes to stderr) and, with
 #      --env-file PATH, writes the same lines to PATH.
 #
@@ -24,7 +24,7 @@
 #   --env-file PATH  also write the variable assignments to PATH
 #   --force          rebuild the rootfs tarball, base image and all stand-ins
 #                    (docker build --no-cache: picks up new Debian package versions)
-#   --only NAME      build only this stand-in (python|nginx|redis|postgres); repeatable
+#   --only NAME      build only this stand-in (python|nginx|redis|postgres|node); repeatable
 # Environment:
 #   FLASK_CHAT_DOCKER_CACHE   cache dir      (default /var/cache/flask-chat-docker)
 #   FLASK_CHAT_DOCKERD_LOG    dockerd log    (default /var/log/flask-chat-dockerd.log)
@@ -49,9 +49,11 @@ declare -A TAG=(
   [nginx]=$PREFIX/nginx:1.27
   [redis]=$PREFIX/redis:7
   [postgres]=$PREFIX/postgres:15
+  [node]=$PREFIX/node:20-slim
 )
-declare -A VAR=([python]=PYTHON_IMAGE [nginx]=NGINX_IMAGE [redis]=REDIS_IMAGE [postgres]=POSTGRES_IMAGE)
-ORDER=(python nginx redis postgres)
+declare -A VAR=([python]=PYTHON_IMAGE [nginx]=NGINX_IMAGE [redis]=REDIS_IMAGE [postgres]=POSTGRES_IMAGE
+                [node]=NODE_IMAGE)
+ORDER=(python nginx redis postgres node)
 
 ENV_FILE=""
 FORCE=0
@@ -320,7 +322,7 @@ ensure_base_image
 for name in "${ORDER[@]}"; do build_standin "$name"; done
 
 lines=()
-for name in python nginx redis postgres; do
+for name in python nginx redis postgres node; do
   docker image inspect "${TAG[$name]}" >/dev/null 2>&1 && lines+=("${VAR[$name]}=${TAG[$name]}")
 done
 if [ -n "$ENV_FILE" ]; then
