@@ -64,6 +64,7 @@ class Cluster:
     redis_url: str = ""
     state_file: Path | None = None
     ws_compression: bool = False
+    generated_secret: bool = False
     run_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="flask-chat-")))
     children: list[Child] = field(default_factory=list)
 
@@ -195,7 +196,7 @@ class Cluster:
             # its own process group: Ctrl-C reaches only this supervisor, which stops
             # the children in order
             start_new_session=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads run yet
+            preexec_fn=_die_with_parent,  # safe here: the supervisor runs no threads
         )
         child = Child(name, kind, proc, port)
         self.children.append(child)
@@ -298,7 +299,7 @@ def run_cluster(
     )
     _say(f"{workers} workers: {worker_list}")
     _say(f"redis: {state['redis_url']}" + ("" if state["redis"] else " (external)"))
-    if getattr(cluster, "generated_secret", False):
+    if cluster.generated_secret:
         _say("SECRET_KEY was not set: generated one for this run (logins end when it stops)")
     _say(f"open {cluster.url}  (Ctrl-C stops everything)")
     print(json.dumps(state), flush=True)

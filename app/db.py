@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,10 +13,12 @@ from flask import Flask
 from flask_migrate import upgrade
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import OperationalError
 
 from app.extensions import db
 
 MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
+SQLITE_BUSY_TIMEOUT_MS = 10_000
 # any fixed number: it names the PostgreSQL advisory lock that serialises migrations
 _MIGRATION_LOCK_ID = 0x666C6368
 
@@ -36,10 +39,40 @@ def install_sqlite_pragmas(engine: Engine) -> None:
     def _on_connect(dbapi_conn, _record):
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA busy_timeout=10000")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
+
+
+def execute_first_write(session, statement):
+    """Run the first write of a transaction; on SQLite, wait for the write lock politely.
+
+    SQLite's own busy handler waits for another process's write lock by sleeping in C
+    (1, 2, 5 ... 100 ms at a time), which stalls a gevent worker's every connection. Here
+    the attempt is made without waiting, and on "database is locked" the transaction is
+    rolled back and retried after a short Python sleep, which under gevent lets the
+    worker's other greenlets run. Bounded by the usual busy timeout.
+    """
+    conn = session.connection()
+    if conn.dialect.name != "sqlite":
+        return session.execute(statement)
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    delay = 0.0005
+    while True:
+        conn.exec_driver_sql("PRAGMA busy_timeout=0")
+        try:
+            # through the session: an ORM update also refreshes the objects it holds
+            return session.execute(statement)
+        except OperationalError as exc:
+            if "locked" not in str(exc.orig) or time.monotonic() > deadline:
+                raise
+            # drop the read snapshot too: a retry inside it could never get the lock
+            conn.connection.dbapi_connection.rollback()
+        finally:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.01)
 
 
 def warn_if_driver_blocks_gevent(engine: Engine) -> None:

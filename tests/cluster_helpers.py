@@ -152,7 +152,9 @@ class Cluster:
         return False
 
     def output(self) -> str:
-        return self.server.output()
+        """Everything the cluster printed so far (its own lines and the workers' logs)."""
+        self.server.output()  # flushes
+        return self.server.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
         self.server.stop()

@@ -15,6 +15,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from app.db import execute_first_write
 from app.errors import InvalidInput, NotFound, ServiceError
 from app.extensions import db
 from app.models import Chat, Message, User, utcnow
@@ -118,11 +119,12 @@ def post_message(user: User, room_id: int, text, client_id=None, *, max_length: 
     now = utcnow()
     try:
         # the first write of the transaction: it locks the room until commit
-        seq = db.session.execute(
+        seq = execute_first_write(
+            db.session,
             update(Chat)
             .where(Chat.id == room_id)
             .values(last_seq=Chat.last_seq + 1, last_activity_at=now)
-            .returning(Chat.last_seq)
+            .returning(Chat.last_seq),
         ).scalar_one_or_none()
         if seq is None:
             db.session.rollback()

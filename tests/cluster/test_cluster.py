@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import http.client
+import json
+import os
+import urllib.parse
 import uuid
 
 import redis
 import requests
 
 from cluster_helpers import SOCKETIO_CHANNEL, make_users, sockets_on_workers
+from livechat import wait_until
 
 
 def test_every_worker_answers_and_is_ready(cluster):
@@ -106,3 +112,60 @@ def test_a_foreign_origin_is_refused_through_nginx(cluster):
         timeout=5,
     )
     assert response.status_code == 400
+
+
+def _websocket_handshake(url: str, cookie: str) -> dict[str, str]:
+    """A raw WebSocket upgrade offering permessage-deflate, as browsers do; the 101 headers."""
+    parsed = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
+    try:
+        conn.request(
+            "GET",
+            "/socket.io/?EIO=4&transport=websocket&affinity=deflate-check",
+            headers={
+                "Cookie": cookie,
+                "Upgrade": "websocket",
+                "Connection": "Upgrade",
+                "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+                "Sec-WebSocket-Version": "13",
+                "Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits",
+            },
+        )
+        response = conn.getresponse()
+        assert response.status == 101, response.status
+        return {k.lower(): v for k, v in response.getheaders()}
+    finally:
+        conn.close()
+
+
+def test_nginx_keeps_websocket_compression_off(cluster):
+    (alice,) = make_users(cluster.url, 1, "deflate")
+    # straight to a worker, the offer is accepted: the check below is not vacuous
+    direct = _websocket_handshake(cluster.worker_url("w1"), alice.cookie_header())
+    assert "permessage-deflate" in direct.get("sec-websocket-extensions", "")
+    through_nginx = _websocket_handshake(cluster.url, alice.cookie_header())
+    assert "sec-websocket-extensions" not in through_nginx
+
+
+def test_workers_log_json_lines_with_their_id(cluster):
+    (alice,) = make_users(cluster.url, 1, "logs")
+    # a bad Origin makes every worker log an error line; hit each one directly
+    for worker in cluster.workers:
+        alice.http.get(
+            cluster.worker_url(worker["name"]) + "/socket.io/",
+            params={"EIO": "4", "transport": "polling"},
+            headers={"Origin": "http://evil.invalid"},
+            timeout=5,
+        )
+    names = {w["name"] for w in cluster.workers}
+
+    def logged() -> set[str]:
+        seen = set()
+        for line in cluster.output().splitlines():
+            if line.startswith("{") and '"worker"' in line:
+                entry = json.loads(line)
+                if entry.get("worker") in names and "level" in entry:
+                    seen.add(entry["worker"])
+        return seen
+
+    wait_until(lambda: logged() == names, 10, "a JSON log line from every worker")

@@ -37,10 +37,11 @@ def test_readyz_checks_the_database(client):
     }
 
 
-def test_readyz_is_503_with_the_reason_when_redis_is_unreachable(settings):
-    nobody = f"redis://127.0.0.1:{free_port()}/0"  # a port nothing listens on
-    with app_with(dataclasses.replace(settings, redis_url=nobody)) as app:
-        response = app.test_client().get("/readyz")
+def test_readyz_is_503_with_the_reason_when_redis_is_unreachable(app):
+    # set after create_app: a message queue would stay on the shared socketio object
+    app.config["CHAT"].redis_url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens
+    response = app.test_client().get("/readyz")
+    app.extensions.pop("flask_chat_redis").close()
     assert response.status_code == 503
     body = response.get_json()
     assert body["ok"] is False and body["error"] == "not_ready"
