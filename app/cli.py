@@ -62,17 +62,11 @@ def serve_embedded(host: str, port: int) -> int:
 
     monkey.patch_all()
 
-    from app import create_app
-    from app.config import ConfigError
-    from app.db import migrate_database
     from app.extensions import socketio
 
-    try:
-        app = create_app()
-    except ConfigError as exc:
-        print(f"flask-chat: {exc}", file=sys.stderr)
+    app = _migrated_app()
+    if app is None:
         return 2
-    migrate_database(app)
     print(
         f"flask-chat serving on http://{host}:{port}/ (worker {app.config['CHAT'].worker_id})",
         flush=True,
@@ -82,6 +76,14 @@ def serve_embedded(host: str, port: int) -> int:
 
 
 def migrate_only() -> int:
+    if _migrated_app() is None:
+        return 2
+    print("flask-chat: database is up to date", flush=True)
+    return 0
+
+
+def _migrated_app():
+    """The app with its database migrated, or None after saying why the config is unusable."""
     from app import create_app
     from app.config import ConfigError
     from app.db import migrate_database
@@ -90,10 +92,9 @@ def migrate_only() -> int:
         app = create_app()
     except ConfigError as exc:
         print(f"flask-chat: {exc}", file=sys.stderr)
-        return 2
+        return None
     migrate_database(app)
-    print("flask-chat: database is up to date", flush=True)
-    return 0
+    return app
 
 
 if __name__ == "__main__":

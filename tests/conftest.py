@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import re
-import uuid
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from app import create_app
 from app.config import Settings
 from app.db import migrate_database
 from app.extensions import db, socketio
-from servers import IN_CI, POSTGRES_URL, need  # noqa: F401 - need() is the tests' helper
+from servers import (  # noqa: F401 - need() is the tests' helper
+    IN_CI,
+    POSTGRES_URL,
+    need,
+    postgres_unreachable,
+    private_postgres_schema,
+)
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -26,22 +31,12 @@ def needs():
 @pytest.fixture(scope="session")
 def postgres_schema_url():
     """A private PostgreSQL schema for this test run, migrated once; None when unreachable."""
-    engine = create_engine(POSTGRES_URL)
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as exc:  # noqa: BLE001 - any failure means "no server"
-        engine.dispose()
-        yield None, f"PostgreSQL not reachable at {POSTGRES_URL}: {exc.__class__.__name__}"
+    reason = postgres_unreachable()
+    if reason:
+        yield None, reason
         return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = engine.url.update_query_dict({"options": f"-csearch_path={schema}"})
-    yield url.render_as_string(hide_password=False), None
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
+    with private_postgres_schema("t") as url:
+        yield url, None
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
-from sqlalchemy import create_engine, text
 
 from cluster_helpers import Cluster, need_cluster_servers
-from servers import POSTGRES_URL, need
+from servers import need, postgres_unreachable, private_postgres_schema
 
 
 @pytest.fixture(scope="module")
@@ -23,18 +20,7 @@ def cluster(tmp_path_factory):
 @pytest.fixture(scope="module")
 def postgres_database_url():
     """A private PostgreSQL schema for a cluster (its migrations run there), dropped after."""
-    engine = create_engine(POSTGRES_URL)
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as exc:  # noqa: BLE001 - any failure means "no server"
-        engine.dispose()
-        need(False, f"PostgreSQL not reachable at {POSTGRES_URL}: {exc.__class__.__name__}")
-    schema = f"c_{uuid.uuid4().hex[:12]}"
-    with engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = engine.url.update_query_dict({"options": f"-csearch_path={schema}"})
-    yield url.render_as_string(hide_password=False)
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
+    reason = postgres_unreachable()
+    need(reason is None, reason or "")
+    with private_postgres_schema("c") as url:
+        yield url
