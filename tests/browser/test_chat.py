@@ -180,6 +180,9 @@ def test_each_tab_keeps_one_affinity_key_in_its_socket_io_query(person):
     alice = person("alice")
     alice.sign_up()
     room = alice.create_room(f"sticky {alice.username}")
+    # create_room lands on the room page, whose socket may open after the listener below:
+    # leave it first, so the listener sees exactly the two room visits that follow
+    alice.goto("/dashboard")
     urls: list[str] = []
     alice.page.on("websocket", lambda ws: urls.append(ws.url))
     alice.enter_room(room)
