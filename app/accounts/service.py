@@ -44,12 +44,9 @@ def register(username: str, password: str, email: str, idade: str | int) -> User
         errors["username"] = _(
             "Username must be 3 to 32 characters: letters, digits, underscore, dot or hyphen."
         )
-    if not PASSWORD_MIN <= len(password or "") <= PASSWORD_MAX:
-        errors["password"] = _(
-            "Password must be %(low)d to %(high)d characters long.",
-            low=PASSWORD_MIN,
-            high=PASSWORD_MAX,
-        )
+    password_error = new_password_error(password, username=username, email=email)
+    if password_error:
+        errors["password"] = password_error
     try:
         email = validate_email(email, check_deliverability=False).normalized
     except EmailNotValidError:
@@ -67,7 +64,7 @@ def register(username: str, password: str, email: str, idade: str | int) -> User
     user = User(
         username=username,
         username_key=username.lower(),
-        password=password_hasher.hash(password),
+        password=hash_password(password),
         email=email,
         idade=age,
     )
@@ -93,11 +90,8 @@ def authenticate(username: str, password: str, address: str = "") -> User | None
     address = (address or "unknown")[:64]
     _check_throttle(key, address)
     user = db.session.scalar(select(User).where(User.username_key == key)) if key else None
-    try:
-        password_hasher.verify(user.password if user else _DUMMY_HASH, password or "")
-        if user is None:
-            raise VerificationError("unknown user")
-    except (VerificationError, InvalidHashError):
+    matches = verify_password(user.password if user else _DUMMY_HASH, password or "")
+    if user is None or not matches:
         _record_failure(key, address)
         return None
     db.session.execute(
@@ -107,9 +101,33 @@ def authenticate(username: str, password: str, address: str = "") -> User | None
     )
     db.session.commit()
     if password_hasher.check_needs_rehash(user.password):
-        user.password = password_hasher.hash(password)
+        user.password = hash_password(password)
         db.session.commit()
     return user
+
+
+def new_password_error(password: str, *, username: str = "", email: str = "") -> str | None:
+    """Why `password` cannot be a new password (sign-up, password change), or None."""
+    if not PASSWORD_MIN <= len(password or "") <= PASSWORD_MAX:
+        return _(
+            "Password must be %(low)d to %(high)d characters long.",
+            low=PASSWORD_MIN,
+            high=PASSWORD_MAX,
+        )
+    return None
+
+
+def hash_password(password: str) -> str:
+    """The argon2id hash to store for `password`."""
+    return password_hasher.hash(password)
+
+
+def verify_password(stored_hash: str, password: str) -> bool:
+    """Whether `password` matches `stored_hash`; False for a malformed hash too."""
+    try:
+        return password_hasher.verify(stored_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 def _check_throttle(key: str, address: str) -> None:
