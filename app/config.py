@@ -71,6 +71,8 @@ class Settings:
     forwarded_hops: int = 0
     # None: Secure session cookies in production (HTTPS in front, or a browser on localhost)
     session_cookie_secure: bool | None = None
+    # every abuse limit (the app's and the nginx template's): off only for load tests
+    rate_limits: bool = True
     testing: bool = False
 
     @classmethod
@@ -93,6 +95,7 @@ class Settings:
             log_json=os.environ.get("LOG_FORMAT", "json" if env == "production" else "text")
             == "json",
             session_cookie_secure=_bool_env("SESSION_COOKIE_SECURE"),
+            rate_limits=_bool_env("RATE_LIMITS") is not False,
         )
 
     def resolve(self) -> Settings:
