@@ -40,6 +40,8 @@ HOSTILE_TARGETS = [
     "/ok\r\nLocation: https://evil.example/",
     " //evil.example",
     "\t//evil.example",
+    "/..//evil.example",
+    "/.//evil.example",
     "/\x00/evil.example",
     "/\x0b/evil.example",
     "https://evil.example/",
@@ -212,6 +214,12 @@ def test_forged_forwarded_headers_do_not_make_a_foreign_origin_same_origin(clien
 def test_forged_forwarded_proto_does_not_change_the_scheme(client):
     response = handshake(client, "https://localhost", **{"X-Forwarded-Proto": "https"})
     assert response.status_code == 400
+
+
+def test_a_handshake_without_origin_is_not_a_browser_and_is_not_checked(client):
+    response = handshake(client, None, **{"X-Forwarded-Host": "evil.example"})
+    assert response.status_code == 200
+    assert "Access-Control-Allow-Origin" not in response.headers
 
 
 def test_a_foreign_origin_is_refused(client):
