@@ -71,7 +71,8 @@ ENV PATH=/opt/venv/bin:$PATH \
 RUN useradd --system --user-group --uid 10001 --home-dir /srv/flask-chat --no-create-home \
         --shell /usr/sbin/nologin flaskchat \
     && mkdir -p /data /srv/flask-chat/deploy \
-    && chown flaskchat:flaskchat /data
+    && chown flaskchat:flaskchat /data \
+    && chmod 700 /data
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /srv/flask-chat
 COPY deploy/gunicorn.conf.py deploy/

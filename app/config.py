@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import socket
 from dataclasses import dataclass, field
@@ -11,6 +12,31 @@ from pathlib import Path
 
 class ConfigError(RuntimeError):
     """The environment does not describe a runnable service."""
+
+
+MIN_SECRET_KEY_BYTES = 32
+KEY_COMMAND = 'python3 -c "import secrets; print(secrets.token_urlsafe(48))"'
+# scheme://host[:port], nothing after it: what browsers send as Origin
+_ORIGIN_RE = re.compile(
+    r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?"
+)
+
+
+def check_allowed_origins(origins: list[str]) -> list[str]:
+    """ALLOWED_ORIGINS adds origins to the site's own; "*" (every site) is refused."""
+    for origin in origins:
+        if origin == "*" or "*" in origin:
+            raise ConfigError(
+                "ALLOWED_ORIGINS must not contain '*': it would let every web site open "
+                "Socket.IO connections with its visitors' logins. List the extra origins "
+                "(e.g. https://chat.example.com); the site's own origin is always allowed."
+            )
+        if not _ORIGIN_RE.fullmatch(origin):
+            raise ConfigError(
+                f"ALLOWED_ORIGINS: {origin!r} is not an origin; write scheme://host[:port] "
+                "with no path, e.g. https://chat.example.com"
+            )
+    return origins
 
 
 def _default_instance_path() -> Path:
@@ -58,7 +84,7 @@ class Settings:
     database_url: str = ""
     redis_url: str = ""
     worker_id: str = ""
-    # None: same origin only (the Host/X-Forwarded-Host the request came with)
+    # origins allowed to open Socket.IO besides the site's own (always allowed); no "*"
     allowed_origins: list[str] | None = None
     message_max_length: int = 4000
     history_on_join: int = 50
@@ -101,17 +127,24 @@ class Settings:
     def resolve(self) -> Settings:
         """Fill the derived defaults; refuse to run production without a secret."""
         self.instance_path = Path(self.instance_path)
-        self.instance_path.mkdir(parents=True, exist_ok=True)
+        # the SQLite file and the generated key live here: owner only
+        self.instance_path.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not self.database_url:
             self.database_url = f"sqlite:///{self.instance_path / 'flask-chat.db'}"
         if not self.secret_key:
             if self.env == "production":
                 raise ConfigError(
                     "SECRET_KEY is not set. Production refuses to start without it: "
-                    "generate one with: "
-                    'python -c "import secrets; print(secrets.token_urlsafe(48))"'
+                    f"generate one with: {KEY_COMMAND}"
                 )
             self.secret_key = self._embedded_secret()
+        if self.env == "production" and len(self.secret_key.encode()) < MIN_SECRET_KEY_BYTES:
+            raise ConfigError(
+                f"SECRET_KEY is too short ({len(self.secret_key.encode())} bytes). Production "
+                f"needs at least {MIN_SECRET_KEY_BYTES} bytes: "
+                f"generate one with: {KEY_COMMAND}"
+            )
+        self.allowed_origins = check_allowed_origins(self.allowed_origins or [])
         if not self.worker_id:
             self.worker_id = default_worker_id()
         if self.session_cookie_secure is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,23 @@ def engine_options(database_url: str) -> dict:
         # the pool keeps a few connections; writes still serialise on the file lock
         return {"connect_args": {"timeout": 10, "check_same_thread": False}}
     return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}
+
+
+def create_private_sqlite_file(database_url: str) -> None:
+    """Create a new SQLite file readable by its owner only; SQLite gives its -wal and -shm
+    files the same mode as the database file."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return
+    if url.database.startswith("file:"):
+        return  # a URI filename: the operator chose its options
+    path = Path(url.database)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
 
 
 def install_sqlite_pragmas(engine: Engine) -> None:

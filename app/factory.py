@@ -15,10 +15,16 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from app import accounts, i18n, ops, realtime, rooms  # noqa: F401
 from app.accounts.service import load_session_user
 from app.config import Settings
-from app.db import engine_options, install_sqlite_pragmas, warn_if_driver_blocks_gevent
+from app.db import (
+    create_private_sqlite_file,
+    engine_options,
+    install_sqlite_pragmas,
+    warn_if_driver_blocks_gevent,
+)
 from app.errors import ServiceError
 from app.extensions import csrf, db, login_manager, migrate, socketio
 from app.logs import configure_logging
+from app.security import install_security_headers, origin_checker
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +47,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         MAX_CONTENT_LENGTH=64 * 1024,
     )
 
+    create_private_sqlite_file(settings.database_url)
     db.init_app(app)
     with app.app_context():
         install_sqlite_pragmas(db.engine)
@@ -56,7 +63,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         app,
         async_mode=settings.async_mode,
         message_queue=settings.redis_url or None,
-        cors_allowed_origins=settings.allowed_origins,
+        # the same origin as the app trusts it (ProxyFix, wrapped around this middleware
+        # below, has applied X-Forwarded-* by then), plus ALLOWED_ORIGINS
+        cors_allowed_origins=origin_checker(settings.allowed_origins),
         logger=False,
         engineio_logger=False,
     )
@@ -68,13 +77,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     login_manager.user_loader(load_session_user)
     login_manager.unauthorized_handler(_unauthorized)
     _register_error_handlers(app)
+    install_security_headers(app)
 
     @app.get("/healthz")
     def healthz():
         return {"ok": True, "worker": settings.worker_id}
 
     if settings.forwarded_hops:
-        # trust only as many X-Forwarded-* entries as there are proxies we put there
+        # outermost, in front of the Socket.IO middleware, so the Origin check sees the
+        # same host and scheme as the pages; trust only as many X-Forwarded-* entries as
+        # there are proxies we put there
         hops = settings.forwarded_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     return app

@@ -30,6 +30,7 @@ from flask_babel import gettext as _
 
 from app.extensions import babel
 from app.models import utcnow
+from app.security import safe_redirect_target
 
 TRANSLATIONS_DIR = Path(__file__).parent / "translations"
 DEFAULT_LOCALE = "en"
@@ -54,10 +55,7 @@ bp = Blueprint("i18n", __name__)
 def switch_language():
     """The language switcher: remember the choice in a cookie, then go back to the page."""
     locale = request.form.get("locale", "")
-    target = request.form.get("next", "")
-    # only paths on this site: "//host" and "/\\host" would leave it
-    if not target.startswith("/") or target.startswith(("//", "/\\")):
-        target = url_for("accounts.index")
+    target = safe_redirect_target(request.form.get("next"), url_for("accounts.index"))
     response = redirect(target, code=303)
     if locale in LANGUAGES:
         response.set_cookie(
@@ -74,7 +72,7 @@ def switch_language():
 def return_path() -> str:
     """Where the switcher sends the user back to: this page, or the GET page of a POST."""
     if request.method == "GET":
-        return request.full_path.rstrip("?")
+        return safe_redirect_target(request.full_path.rstrip("?"), url_for("accounts.index"))
     endpoint = _PAGE_OF_POST.get(request.endpoint or "", "accounts.index")
     return url_for(endpoint)
 

@@ -8,7 +8,15 @@ if [ "$1" = "gunicorn" ]; then
     # the database may still be starting (the postgres profile): retry, bounded
     wait_seconds=${DB_WAIT_SECONDS:-60}
     started=$(date +%s)
-    until flask-chat migrate; do
+    while :; do
+        status=0
+        flask-chat migrate || status=$?
+        [ "$status" -eq 0 ] && break
+        if [ "$status" -eq 2 ]; then
+            # a refused configuration (e.g. a short SECRET_KEY): waiting will not fix it
+            echo "flask-chat: the configuration is refused (see above); not starting" >&2
+            exit 2
+        fi
         if [ $(($(date +%s) - started)) -ge "$wait_seconds" ]; then
             echo "flask-chat: migrations still failing after ${wait_seconds}s; giving up" >&2
             exit 1

@@ -38,6 +38,16 @@ except ImportError:  # pragma: no cover - the dev extra installs it
 
 pytestmark = pytest.mark.browser
 
+# every page reports Content-Security-Policy violations to the test (see `person`)
+CSP_REPORTER = """
+document.addEventListener('securitypolicyviolation', (e) => {
+  window.__cspViolation(
+    `${e.effectiveDirective} refused ${e.blockedURI || 'inline'} on ${location.pathname}` +
+    ` (${e.sourceFile || ''}:${e.lineNumber || 0})`
+  );
+});
+"""
+
 
 @pytest.fixture(scope="session")
 def chromium(needs) -> Iterator[Browser]:
@@ -106,6 +116,13 @@ class Person:
 
     def __init__(self, context: BrowserContext, base_url: str, username: str):
         self.context = context
+        # CSP violations on any page of this context: the `person` fixture fails the test
+        self.csp_violations: list[str] = []
+        context.expose_binding(
+            "__cspViolation", lambda _source, text: self.csp_violations.append(str(text))
+        )
+        context.add_init_script(CSP_REPORTER)
+        context.on("console", self._on_console)
         self.base_url = base_url.rstrip("/")
         self.username = username
         self.page: Page = context.new_page()
@@ -115,6 +132,11 @@ class Person:
         self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
         self.requested: list[str] = []
         self.page.on("request", lambda request: self.requested.append(request.url))
+
+    def _on_console(self, message) -> None:
+        # Chromium also logs each violation ("Refused to ... Content Security Policy ...")
+        if "Content Security Policy" in message.text:
+            self.csp_violations.append(f"console: {message.text}")
 
     def _on_dialog(self, dialog) -> None:
         self.dialogs.append(dialog.message)
@@ -201,8 +223,12 @@ class Person:
 
 @pytest.fixture
 def person(chromium, base_url) -> Iterator:
-    """Make people: person("alice", locale="pt-BR", viewport="phone") -> Person."""
+    """Make people: person("alice", locale="pt-BR", viewport="phone") -> Person.
+
+    The test fails if any page of any of them saw a Content-Security-Policy violation.
+    """
     contexts = []
+    people: list[Person] = []
 
     def make(
         prefix: str = "user",
@@ -218,8 +244,12 @@ def person(chromium, base_url) -> Iterator:
             extra_http_headers={"Accept-Language": locale},
         )
         contexts.append(context)
-        return Person(context, base_url, unique(prefix))
+        people.append(Person(context, base_url, unique(prefix)))
+        return people[-1]
 
     yield make
     for context in contexts:
         context.close()
+    violations = [v for p in people for v in p.csp_violations]
+    if violations:
+        pytest.fail("Content-Security-Policy violations:\n" + "\n".join(violations))

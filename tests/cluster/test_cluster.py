@@ -33,6 +33,17 @@ def test_nginx_serves_the_static_files_itself(cluster):
     response = requests.get(cluster.url + "/static/vendor/socket.io.min.js", timeout=5)
     assert response.status_code == 200 and response.headers["Server"].startswith("nginx")
     assert "Expires" in response.headers  # set by nginx's location, not by Flask
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_pages_through_nginx_carry_the_security_headers(cluster):
+    page = requests.get(cluster.url + "/", timeout=5)
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    assert "no-store" in page.headers["Cache-Control"]
+    # nginx says the request came over plain HTTP: no HSTS, whatever the client claims
+    forged = requests.get(cluster.url + "/", headers={"X-Forwarded-Proto": "https"}, timeout=5)
+    assert "Strict-Transport-Security" not in forged.headers
 
 
 def test_clients_from_one_address_spread_over_workers(cluster):
@@ -112,6 +123,14 @@ def test_a_foreign_origin_is_refused_through_nginx(cluster):
         timeout=5,
     )
     assert response.status_code == 400
+    # nginx replaces a client's X-Forwarded-Host with the Host it was reached at
+    forged = alice.http.get(
+        cluster.url + "/socket.io/",
+        params={"EIO": "4", "transport": "polling", "affinity": "x"},
+        headers={"Origin": "http://evil.invalid", "X-Forwarded-Host": "evil.invalid"},
+        timeout=5,
+    )
+    assert forged.status_code == 400
 
 
 def _websocket_handshake(url: str, cookie: str) -> dict[str, str]:

@@ -60,6 +60,7 @@ class ComposeStack:
             "COMPOSE_PROJECT_NAME": self.project,
             "HTTP_PORT": str(self.port),
             "SECRET_KEY": uuid.uuid4().hex * 2,
+            "REDIS_PASSWORD": uuid.uuid4().hex,
             # requests never sends a Secure cookie over http (browsers do, on localhost)
             "SESSION_COOKIE_SECURE": "false",
             **(extra_env or {}),

@@ -52,7 +52,9 @@ def compose_env(needs) -> dict[str, str]:
     needs(answers, f"no Docker engine answers: {why}")
     env = base_environment()
     # build both targets once; later runs reuse every unchanged layer
-    compose_command({**env, "SECRET_KEY": "build-only"}, "build", timeout=900)
+    compose_command(
+        {**env, "SECRET_KEY": "build-only", "REDIS_PASSWORD": "build-only"}, "build", timeout=900
+    )
     return env
 
 

@@ -12,10 +12,12 @@ from livechat import ChatUser
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
-# what .env.example's commented lines switch on
+# what .env.example's commented lines switch on, with a password of this run
+PASSWORD = uuid.uuid4().hex
 POSTGRES_ENV = {
     "COMPOSE_PROFILES": "postgres",
-    "DATABASE_URL": "postgresql+psycopg://flaskchat:flaskchat@postgres:5432/flaskchat",
+    "POSTGRES_PASSWORD": PASSWORD,
+    "DATABASE_URL": f"postgresql+psycopg://flaskchat:{PASSWORD}@postgres:5432/flaskchat",
 }
 
 

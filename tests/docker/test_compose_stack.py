@@ -61,6 +61,33 @@ def test_the_stack_runs_replicas_behind_nginx(stack):
     asset = requests.get(f"{stack.url}/static/vendor/socket.io.min.js", timeout=10)
     assert asset.status_code == 200 and "io" in asset.text[:2000]
     assert asset.headers.get("Expires")  # nginx's `expires 1h`, not the app
+    assert asset.headers["X-Content-Type-Options"] == "nosniff"
+    page = requests.get(f"{stack.url}/", timeout=10)
+    assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+    assert "no-store" in page.headers["Cache-Control"]
+
+
+def test_redis_refuses_clients_without_the_password(stack):
+    """From inside the stack's network (an app container), as any other container would."""
+    [app, *_] = stack.container_ids("app")
+    probe = (
+        "import redis\n"
+        "try:\n"
+        "    redis.Redis(host='redis', socket_timeout=5).ping()\n"
+        "    print('answered')\n"
+        "except redis.AuthenticationError as exc:\n"
+        "    print('refused', exc)\n"
+    )
+    assert docker("exec", app, "python", "-c", probe).startswith("refused")
+    # the app itself uses the password (its REDIS_URL) and is ready
+    ready = requests.get(f"{stack.url}/readyz", timeout=10)
+    assert ready.status_code == 200 and ready.json()["checks"]["redis"] == "ok"
+
+
+def test_the_sqlite_file_and_data_folder_are_private(stack):
+    [app, *_] = stack.container_ids("app")
+    modes = docker("exec", app, "stat", "-c", "%a %U %n", "/data", "/data/flask-chat.db")
+    assert modes.split("\n")[:2] == ["700 flaskchat /data", "600 flaskchat /data/flask-chat.db"]
 
 
 def test_sign_up_log_in_and_chat_across_replicas(stack):

@@ -18,7 +18,7 @@ from app.config import ConfigError, Settings
 )
 def test_session_cookie_secure_follows_env_and_override(monkeypatch, tmp_path, env, raw, expected):
     monkeypatch.setenv("FLASK_CHAT_ENV", env)
-    monkeypatch.setenv("SECRET_KEY", "k")
+    monkeypatch.setenv("SECRET_KEY", "k" * 32)
     if raw is None:
         monkeypatch.delenv("SESSION_COOKIE_SECURE", raising=False)
     else:
@@ -32,3 +32,48 @@ def test_session_cookie_secure_rejects_other_words(monkeypatch):
     monkeypatch.setenv("SESSION_COOKIE_SECURE", "maybe")
     with pytest.raises(ConfigError, match="SESSION_COOKIE_SECURE"):
         Settings.from_env()
+
+
+@pytest.mark.parametrize("key", ["", "short", "x" * 31, "é" * 15])
+def test_production_refuses_a_missing_or_short_secret_key(tmp_path, key):
+    settings = Settings(env="production", secret_key=key, instance_path=tmp_path)
+    with pytest.raises(ConfigError, match="SECRET_KEY") as refused:
+        settings.resolve()
+    assert "secrets.token_urlsafe" in str(refused.value)
+
+
+def test_production_accepts_a_32_byte_secret_and_development_any(tmp_path):
+    assert Settings(env="production", secret_key="x" * 32, instance_path=tmp_path).resolve()
+    assert Settings(env="development", secret_key="dev", instance_path=tmp_path).resolve()
+
+
+@pytest.mark.parametrize("raw", ["*", "https://a.example,*", "https://*.example"])
+def test_allowed_origins_refuses_a_wildcard(monkeypatch, tmp_path, raw):
+    monkeypatch.setenv("ALLOWED_ORIGINS", raw)
+    settings = Settings.from_env()
+    settings.instance_path = tmp_path
+    with pytest.raises(ConfigError, match=r"ALLOWED_ORIGINS must not contain '\*'"):
+        settings.resolve()
+
+
+@pytest.mark.parametrize(
+    "raw", ["chat.example.com", "https://chat.example.com/", "ftp://x.example"]
+)
+def test_allowed_origins_must_be_origins(monkeypatch, tmp_path, raw):
+    monkeypatch.setenv("ALLOWED_ORIGINS", raw)
+    settings = Settings.from_env()
+    settings.instance_path = tmp_path
+    with pytest.raises(ConfigError, match="is not an origin"):
+        settings.resolve()
+
+
+def test_allowed_origins_are_a_list(monkeypatch, tmp_path):
+    monkeypatch.setenv("ALLOWED_ORIGINS", " https://a.example , http://b.example:8080,")
+    settings = Settings.from_env()
+    settings.instance_path = tmp_path
+    assert settings.resolve().allowed_origins == ["https://a.example", "http://b.example:8080"]
+
+
+def test_the_instance_folder_is_created_for_its_owner_only(tmp_path):
+    Settings(instance_path=tmp_path / "instance").resolve()
+    assert (tmp_path / "instance").stat().st_mode & 0o777 == 0o700
