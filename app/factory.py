@@ -19,6 +19,7 @@ from app.db import engine_options, install_sqlite_pragmas, warn_if_driver_blocks
 from app.errors import ServiceError
 from app.extensions import csrf, db, login_manager, migrate, socketio
 from app.logs import configure_logging
+from app.offload import CpuPool
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         MAX_CONTENT_LENGTH=64 * 1024,
     )
 
+    # argon2 off the hub when gevent-patched (app/offload.py)
+    app.extensions["password_pool"] = CpuPool(
+        settings.password_hash_threads, enabled=settings.async_mode == "gevent"
+    )
     db.init_app(app)
     with app.app_context():
         install_sqlite_pragmas(db.engine)
