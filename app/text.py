@@ -24,8 +24,9 @@ from importlib import resources
 
 from confusable_homoglyphs import categories
 
-# kept in messages: tab, line feed, carriage return; every other control character is refused
-_MESSAGE_CONTROLS_ALLOWED = frozenset("\t\n\r")
+# control characters (Unicode category Cc) and surrogates (Cs); messages keep tab, LF and CR
+_UNSTORABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_UNSTORABLE_MULTILINE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 # shown as nothing though not white space: fillers, blank patterns, variation selectors
 _INVISIBLE = frozenset(
     "\u034f\u115f\u1160\u17b4\u17b5\u180e\u2800\u3164\uffa0"
@@ -47,13 +48,8 @@ def is_storable(text: str, *, multiline: bool = False) -> bool:
 
     `multiline` keeps tab, CR and LF (messages); names and passwords allow none.
     """
-    for char in text:
-        category = unicodedata.category(char)
-        if category == "Cs":
-            return False
-        if category == "Cc" and not (multiline and char in _MESSAGE_CONTROLS_ALLOWED):
-            return False
-    return True
+    pattern = _UNSTORABLE_MULTILINE if multiline else _UNSTORABLE
+    return pattern.search(text) is None
 
 
 def is_invisible(char: str) -> bool:

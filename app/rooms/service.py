@@ -55,7 +55,7 @@ def create_room(user: User, name: str) -> Chat:
     name = text.normalize_name(name)
     if text.is_blank(name):
         raise InvalidInput({"chat_name": _("Give the room a name.")})
-    key = text.skeleton(name)
+    key = text.skeleton(name[: ROOM_NAME_MAX + 1])
     if len(name) > ROOM_NAME_MAX or len(key) > ROOM_SKELETON_MAX:
         raise InvalidInput(
             {"chat_name": _("Room names are at most %(high)d characters.", high=ROOM_NAME_MAX)}
@@ -115,22 +115,13 @@ def post_message(
     same room) is stored once. `max_length` counts characters, `max_bytes` UTF-8 bytes."""
     if not isinstance(message, str):
         raise ServiceError("bad_request", _("message must be text."))
-    if not text.is_storable(message, multiline=True):
-        raise ServiceError(
-            "bad_request",
-            _(
-                "The message contains characters that cannot be sent (control characters "
-                "or broken UTF-16)."
-            ),
-        )
     if client_id is not None and (
         not isinstance(client_id, str) or not CLIENT_ID_RE.fullmatch(client_id)
     ):
         raise ServiceError(
             "bad_request", _("client_id must be 1 to 64 letters, digits or the characters _ . : -")
         )
-    if text.is_blank(message):
-        raise ServiceError("empty", _("The message is empty."))
+    # the cheap length check first: the others read every character
     if len(message) > max_length:
         raise ServiceError(
             "too_long",
@@ -140,6 +131,16 @@ def post_message(
                 limit=max_length,
             ),
         )
+    if not text.is_storable(message, multiline=True):
+        raise ServiceError(
+            "bad_request",
+            _(
+                "The message contains characters that cannot be sent (control characters "
+                "or broken UTF-16)."
+            ),
+        )
+    if text.is_blank(message):
+        raise ServiceError("empty", _("The message is empty."))
     size = text.utf8_length(message)
     if max_bytes is not None and size > max_bytes:
         raise ServiceError(
