@@ -221,6 +221,11 @@ def test_a_client_id_reused_in_another_room_stores_both_messages(app, accounts, 
     )
     assert first["ok"] and second["ok"]
     assert second["id"] != first["id"] and (first["seq"], second["seq"]) == (1, 1)
+    broadcasts = [m if isinstance(m, dict) else m[0] for m in events(alice, "message")]
+    assert [(m["id"], m["room"]) for m in broadcasts] == [
+        (first["id"], room_a),
+        (second["id"], room_b),
+    ]
     retry = alice.emit(
         "message", {"room": room_a, "message": "in A", "client_id": "same-id"}, callback=True
     )
