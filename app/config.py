@@ -87,6 +87,9 @@ class Settings:
     # origins allowed to open Socket.IO besides the site's own (always allowed); no "*"
     allowed_origins: list[str] | None = None
     message_max_length: int = 4000
+    # UTF-8 bytes per message: 4,000 characters of accented Latin text (2 bytes at most
+    # each), but only 2,000 emoji (4 bytes each)
+    message_max_bytes: int = 8000
     history_on_join: int = 50
     since_cap: int = 500
     history_page_max: int = 100
@@ -97,6 +100,8 @@ class Settings:
     forwarded_hops: int = 0
     # None: Secure session cookies in production (HTTPS in front, or a browser on localhost)
     session_cookie_secure: bool | None = None
+    # OS threads hashing passwords off the gevent hub; 0: hash on the hub (A/B in bench/)
+    password_hash_threads: int = 2
     # every abuse limit (the app's and the nginx template's): off only for load tests
     rate_limits: bool = True
     testing: bool = False
@@ -115,6 +120,8 @@ class Settings:
             worker_id=os.environ.get("WORKER_ID", ""),
             allowed_origins=[o.strip() for o in origins.split(",") if o.strip()] or None,
             message_max_length=_int_env("MESSAGE_MAX_LENGTH", 4000, 1, 100_000),
+            message_max_bytes=_int_env("MESSAGE_MAX_BYTES", 8000, 4, 400_000),
+            password_hash_threads=_int_env("PASSWORD_HASH_THREADS", 2, 0, 64),
             history_on_join=_int_env("HISTORY_ON_JOIN", 50, 1, 500),
             since_cap=_int_env("SINCE_CAP", 500, 10, 10_000),
             forwarded_hops=_int_env("FORWARDED_HOPS", 0, 0, 5),

@@ -24,6 +24,7 @@ from app.db import (
 from app.errors import ServiceError
 from app.extensions import csrf, db, login_manager, migrate, socketio
 from app.logs import configure_logging
+from app.offload import CpuPool
 from app.security import install_security_headers, origin_checker
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
 
     create_private_sqlite_file(settings.database_url)
+    # argon2 off the hub when gevent-patched (app/offload.py)
+    app.extensions["password_pool"] = CpuPool(
+        settings.password_hash_threads, enabled=settings.async_mode == "gevent"
+    )
     db.init_app(app)
     with app.app_context():
         install_sqlite_pragmas(db.engine)

@@ -10,6 +10,11 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
 
+# key columns: a skeleton can be longer than the name (casefold "ß" -> "ss", "m" -> "rn")
+KEY_MAX = 128
+SKELETON_MAX = 300
+ROOM_SKELETON_MAX = 720
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
@@ -17,11 +22,14 @@ def utcnow() -> datetime:
 
 class User(UserMixin, db.Model):
     __tablename__ = "users"
+    __table_args__ = (Index("uq_users_username_skeleton", "username_skeleton", unique=True),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    username: Mapped[str] = mapped_column(String(32))
-    # lower-cased username: uniqueness is case-insensitive on every database
-    username_key: Mapped[str] = mapped_column(String(32), unique=True)
+    username: Mapped[str] = mapped_column(String(32))  # NFKC, as typed otherwise
+    # what a login looks the name up by: NFKC + casefold (app/text.py:lookup_key)
+    username_key: Mapped[str] = mapped_column(String(KEY_MAX), unique=True)
+    # what must be unique: the confusable skeleton, so look-alike names are taken
+    username_skeleton: Mapped[str] = mapped_column(String(SKELETON_MAX))
     password: Mapped[str] = mapped_column(String(255))  # an argon2id hash, never clear text
     email: Mapped[str] = mapped_column(String(254))
     idade: Mapped[int]
@@ -65,7 +73,8 @@ class Chat(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(80))
-    name_key: Mapped[str] = mapped_column(String(80), unique=True)
+    # the confusable skeleton of the name (app/text.py:skeleton): look-alike names are taken
+    name_key: Mapped[str] = mapped_column(String(ROOM_SKELETON_MAX), unique=True)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seq: Mapped[int] = mapped_column(default=0)
@@ -76,8 +85,8 @@ class Message(db.Model):
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("chat_id", "seq", name="uq_messages_chat_seq"),
-        # a client's retry of the same message is stored once
-        UniqueConstraint("user_id", "client_id", name="uq_messages_user_client_id"),
+        # a client's retry of the same message in the same room is stored once
+        UniqueConstraint("user_id", "chat_id", "client_id", name="uq_messages_user_chat_client_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

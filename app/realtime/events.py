@@ -145,6 +145,7 @@ def on_message(data: dict):
         data.get("message"),
         data.get("client_id"),
         max_length=current_app.config["CHAT"].message_max_length,
+        max_bytes=current_app.config["CHAT"].message_max_bytes,
     )
     wire = posted.message.to_wire()
     if posted.created:

@@ -15,10 +15,11 @@ from flask_babel import gettext as _
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from app import text
 from app.db import execute_first_write
 from app.errors import InvalidInput, NotFound, ServiceError
 from app.extensions import db
-from app.models import Chat, Message, User, utcnow
+from app.models import ROOM_SKELETON_MAX, Chat, Message, User, utcnow
 
 ROOM_NAME_MAX = 80
 # ids and seqs are 32-bit integer columns: anything larger cannot name a row
@@ -40,16 +41,28 @@ class Page:
 
 
 def create_room(user: User, name: str) -> Chat:
-    name = " ".join((name or "").split())
-    if not name:
+    """Create a room; its name must differ from every other's, look-alikes included."""
+    name = name or ""
+    if not text.is_storable(name) or text.has_format_characters(name):
+        raise InvalidInput(
+            {
+                "chat_name": _(
+                    "Room names cannot contain control characters or invisible formatting "
+                    "characters (zero-width, text direction)."
+                )
+            }
+        )
+    name = text.normalize_name(name)
+    if text.is_blank(name):
         raise InvalidInput({"chat_name": _("Give the room a name.")})
-    if len(name) > ROOM_NAME_MAX:
+    key = text.skeleton(name[: ROOM_NAME_MAX + 1])
+    if len(name) > ROOM_NAME_MAX or len(key) > ROOM_SKELETON_MAX:
         raise InvalidInput(
             {"chat_name": _("Room names are at most %(high)d characters.", high=ROOM_NAME_MAX)}
         )
-    if db.session.scalar(select(Chat.id).where(Chat.name_key == name.lower())) is not None:
+    if db.session.scalar(select(Chat.id).where(Chat.name_key == key)) is not None:
         raise InvalidInput({"chat_name": _("A room with that name exists already.")})
-    chat = Chat(name=name, name_key=name.lower(), created_by=user.id)
+    chat = Chat(name=name, name_key=key, created_by=user.id)
     db.session.add(chat)
     try:
         db.session.commit()
@@ -89,9 +102,18 @@ def parse_since(value) -> int:
     raise ServiceError("bad_request", _("since must be a seq: a whole number of 0 or more."))
 
 
-def post_message(user: User, room_id: int, text, client_id=None, *, max_length: int) -> Posted:
-    """Store a message in a room and return it; a retry with the same client_id is stored once."""
-    if not isinstance(text, str):
+def post_message(
+    user: User,
+    room_id: int,
+    message,
+    client_id=None,
+    *,
+    max_length: int,
+    max_bytes: int | None = None,
+) -> Posted:
+    """Store a message in a room and return it; a retry with the same client_id (same user,
+    same room) is stored once. `max_length` counts characters, `max_bytes` UTF-8 bytes."""
+    if not isinstance(message, str):
         raise ServiceError("bad_request", _("message must be text."))
     if client_id is not None and (
         not isinstance(client_id, str) or not CLIENT_ID_RE.fullmatch(client_id)
@@ -99,20 +121,40 @@ def post_message(user: User, room_id: int, text, client_id=None, *, max_length: 
         raise ServiceError(
             "bad_request", _("client_id must be 1 to 64 letters, digits or the characters _ . : -")
         )
-    if not text.strip():
-        raise ServiceError("empty", _("The message is empty."))
-    if len(text) > max_length:
+    # the cheap length check first: the others read every character
+    if len(message) > max_length:
         raise ServiceError(
             "too_long",
             _(
                 "The message is %(length)d characters; the limit is %(limit)d.",
-                length=len(text),
+                length=len(message),
                 limit=max_length,
+            ),
+        )
+    if not text.is_storable(message, multiline=True):
+        raise ServiceError(
+            "bad_request",
+            _(
+                "The message contains characters that cannot be sent (control characters "
+                "or broken UTF-16)."
+            ),
+        )
+    if text.is_blank(message):
+        raise ServiceError("empty", _("The message is empty."))
+    size = text.utf8_length(message)
+    if max_bytes is not None and size > max_bytes:
+        raise ServiceError(
+            "too_long",
+            _(
+                "The message is %(size)d bytes long; the limit is %(limit)d bytes "
+                "(emoji and some alphabets take up to 4 bytes a character).",
+                size=size,
+                limit=max_bytes,
             ),
         )
 
     if client_id is not None:
-        earlier = _find_by_client_id(user.id, client_id)
+        earlier = _find_by_client_id(user.id, room_id, client_id)
         if earlier is not None:
             return Posted(earlier, created=False)
 
@@ -134,7 +176,7 @@ def post_message(user: User, room_id: int, text, client_id=None, *, max_length: 
             seq=seq,
             user_id=user.id,
             username=user.username,
-            message=text,
+            message=message,
             client_id=client_id,
             created_at=now,
         )
@@ -143,7 +185,7 @@ def post_message(user: User, room_id: int, text, client_id=None, *, max_length: 
     except IntegrityError:
         # the same client_id won a race against us: hand back the stored one
         db.session.rollback()
-        earlier = _find_by_client_id(user.id, client_id) if client_id else None
+        earlier = _find_by_client_id(user.id, room_id, client_id) if client_id else None
         if earlier is None:
             raise
         return Posted(earlier, created=False)
@@ -178,7 +220,9 @@ def messages_since(room_id: int, since: int, limit: int) -> Page:
     return Page(messages=rows[:limit], more=len(rows) > limit)
 
 
-def _find_by_client_id(user_id: int, client_id: str) -> Message | None:
+def _find_by_client_id(user_id: int, room_id: int, client_id: str) -> Message | None:
     return db.session.scalar(
-        select(Message).where(Message.user_id == user_id, Message.client_id == client_id)
+        select(Message).where(
+            Message.user_id == user_id, Message.chat_id == room_id, Message.client_id == client_id
+        )
     )

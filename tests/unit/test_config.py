@@ -1,4 +1,4 @@
-"""Settings from the environment: the session cookie's Secure flag."""
+"""Settings from the environment: the session cookie's Secure flag, input and hashing knobs."""
 
 from __future__ import annotations
 
@@ -77,3 +77,27 @@ def test_allowed_origins_are_a_list(monkeypatch, tmp_path):
 def test_the_instance_folder_is_created_for_its_owner_only(tmp_path):
     Settings(instance_path=tmp_path / "instance").resolve()
     assert (tmp_path / "instance").stat().st_mode & 0o777 == 0o700
+@pytest.mark.parametrize(
+    ("name", "raw", "attribute", "expected"),
+    [
+        ("MESSAGE_MAX_BYTES", None, "message_max_bytes", 8000),
+        ("MESSAGE_MAX_BYTES", "16000", "message_max_bytes", 16000),
+        ("PASSWORD_HASH_THREADS", None, "password_hash_threads", 2),
+        ("PASSWORD_HASH_THREADS", "0", "password_hash_threads", 0),
+    ],
+)
+def test_input_and_hashing_settings(monkeypatch, name, raw, attribute, expected):
+    if raw is None:
+        monkeypatch.delenv(name, raising=False)
+    else:
+        monkeypatch.setenv(name, raw)
+    assert getattr(Settings.from_env(), attribute) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"), [("MESSAGE_MAX_BYTES", "0"), ("PASSWORD_HASH_THREADS", "-1")]
+)
+def test_input_and_hashing_settings_are_validated(monkeypatch, name, raw):
+    monkeypatch.setenv(name, raw)
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env()
