@@ -77,6 +77,8 @@ def test_allowed_origins_are_a_list(monkeypatch, tmp_path):
 def test_the_instance_folder_is_created_for_its_owner_only(tmp_path):
     Settings(instance_path=tmp_path / "instance").resolve()
     assert (tmp_path / "instance").stat().st_mode & 0o777 == 0o700
+
+
 @pytest.mark.parametrize(
     ("name", "raw", "attribute", "expected"),
     [
