@@ -18,6 +18,7 @@ from app.config import Settings
 from app.db import engine_options, install_sqlite_pragmas, warn_if_driver_blocks_gevent
 from app.errors import ServiceError
 from app.extensions import csrf, db, login_manager, migrate, socketio
+from app.limits import Limiter, rules_from
 from app.logs import configure_logging
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,12 @@ def create_app(settings: Settings | None = None) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
         MAX_CONTENT_LENGTH=64 * 1024,
     )
+
+    app.extensions["limiter"] = Limiter(
+        rules_from(settings.limits), enabled=settings.rate_limits, redis_url=settings.redis_url
+    )
+    if not settings.rate_limits:
+        log.warning("RATE_LIMITS=off: every rate limit of this worker is off (load tests only)")
 
     db.init_app(app)
     with app.app_context():
