@@ -20,6 +20,7 @@ def settings(settings):
             "message.connection": "3/minute",
             "message.user": "5/minute",
             "join.connection": "2/minute",
+            "leave.connection": "1/minute",
         }
     )
     return settings
@@ -133,6 +134,30 @@ def test_joins_are_limited_per_connection(app, accounts, socket_for):
     assert acks[2]["error"] == "rate_limited" and acks[2]["retry_after"] > 0
     # a new connection (a reload) has its own allowance
     assert socket_for(alice).emit("join", {"room": room}, callback=True)["ok"]
+
+
+def test_a_refused_join_joins_nothing(app, accounts, socket_for):
+    alice = accounts.logged_in_client("alice")
+    rooms = [accounts.create_room(alice, name) for name in ("one", "two")]
+    third = accounts.create_room(accounts.logged_in_client("bob"), "three")
+    sio = socket_for(alice)
+    # a payload that is not an object is refused before it counts
+    for _ in range(3):
+        assert sio.emit("join", "not an object", callback=True)["error"] == "bad_request"
+    assert all(sio.emit("join", {"room": r}, callback=True)["ok"] for r in rooms)
+    assert sio.emit("join", {"room": third}, callback=True)["error"] == "rate_limited"
+    posted = sio.emit("message", {"room": third, "message": "hi"}, callback=True)
+    assert posted["error"] == "not_member"
+
+
+def test_leaves_are_limited_per_connection(app, accounts, socket_for):
+    alice = accounts.logged_in_client("alice")
+    room = accounts.create_room(alice, "general")
+    sio = socket_for(alice)
+    assert sio.emit("join", {"room": room}, callback=True)["ok"]
+    assert sio.emit("leave", {"room": room}, callback=True)["ok"]
+    refused = sio.emit("leave", {"room": room}, callback=True)
+    assert refused["error"] == "rate_limited" and refused["retry_after"] > 0
 
 
 def test_rate_limits_off_turns_every_limit_off_and_says_so(settings, request, caplog):
