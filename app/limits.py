@@ -136,7 +136,8 @@ class MemoryStore:
 
 
 # KEYS: the keys; ARGV: interval and period in microseconds, per key. Redis's own clock,
-# so workers with different clocks agree. Returns {1, 0} or {0, wait in microseconds}.
+# so workers with different clocks agree (TIME before a write needs Redis >= 5, which
+# replicates a script's effects). Returns {1, 0} or {0, wait in microseconds}.
 _GCRA_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])

@@ -23,7 +23,7 @@ from servers import need
 
 SOCKETIO_CHANNEL = "flask-socketio"  # Flask-SocketIO's Redis channel
 # for tests that post hundreds of messages from one socket as fast as acks come back: the
-# default message limits refuse that by design (tests/cluster/test_limits.py tests them)
+# default message limits refuse that by design (tests/cluster/test_cluster_limits.py tests them)
 MESSAGE_LIMITS_OFF = {"RATE_LIMIT_MESSAGE_CONNECTION": "off", "RATE_LIMIT_MESSAGE_USER": "off"}
 
 

@@ -61,7 +61,7 @@ def acked(handler):
 def rate_limited(name: str):
     """Count each event against the limits `<name>.user` and `<name>.connection`.
 
-    Every client event declares one (tests/unit/test_limits.py checks it). A refusal is the
+    Every client event declares one (tests/unit/test_limiter.py checks it). A refusal is the
     ack `{ok: false, error: "rate_limited", detail, retry_after}` and the handler never runs:
     nothing is stored or broadcast. Goes below `acked`, which has checked the login.
     """

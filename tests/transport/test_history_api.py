@@ -4,7 +4,7 @@ import pytest
 @pytest.fixture
 def settings(settings):
     # the rooms here are filled with 130 messages from one socket: the message limits would
-    # refuse that by design (tests/transport/test_limits.py tests them)
+    # refuse that by design (tests/transport/test_rate_limits.py tests them)
     settings.limits.update({"message.connection": "off", "message.user": "off"})
     return settings
 
