@@ -8,6 +8,7 @@ the tests do not share an allowance; nginx and the app see that address as the c
 from __future__ import annotations
 
 import re
+import socket
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,7 +18,7 @@ from requests.adapters import HTTPAdapter
 
 from app.limits import DEFAULT_LIMITS, parse_rates
 from cluster_helpers import Cluster, need_cluster_servers, sockets_on_workers
-from livechat import ChatUser
+from livechat import ROOT, ChatUser
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 NGINX_PAGE = "<center>nginx</center>"  # nginx's own error page, not the app's
@@ -167,3 +168,41 @@ def test_rate_limits_off_accepts_a_burst_of_signups_the_default_refuses(limited,
             )
         )
     assert {r.status_code for r in burst} == {400}
+
+
+def test_nginx_limits_open_socket_io_connections_per_address(limited):
+    template = (ROOT / "nginx" / "flask-chat.conf.j2").read_text()
+    allowed = int(re.search(r"limit_conn chat_sockets (\d+);", template).group(1))
+    port = int(limited.url.rsplit(":", 1)[1])
+    handshake = (
+        "GET /socket.io/?EIO=4&transport=websocket&affinity={key} HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{port}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+
+    def open_websocket(key: str, address: str) -> tuple[socket.socket, str]:
+        """An Engine.IO WebSocket that stays open (it never sends the Socket.IO CONNECT)."""
+        sock = socket.create_connection(
+            ("127.0.0.1", port), timeout=10, source_address=(address, 0)
+        )
+        sock.sendall(handshake.format(key=key).encode())
+        status = sock.recv(4096).split(b"\r\n", 1)[0].decode()
+        return sock, status
+
+    held = []
+    try:
+        for key in range(allowed):  # bounded: the limit, then one more
+            sock, status = open_websocket(str(key), "127.0.0.4")
+            held.append(sock)
+            assert " 101 " in status, f"connection {key + 1}: {status}"
+        sock, status = open_websocket("one-more", "127.0.0.4")
+        held.append(sock)
+        assert " 429 " in status
+        # another address is not affected
+        sock, status = open_websocket("elsewhere", "127.0.0.5")
+        held.append(sock)
+        assert " 101 " in status
+    finally:
+        for sock in held:
+            sock.close()
