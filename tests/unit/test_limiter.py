@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -11,6 +14,7 @@ from app.extensions import socketio
 from app.limits import DEFAULT_LIMITS, Limiter, MemoryStore, Rate, RedisStore, parse_rates
 from app.realtime import events as _registers_handlers  # noqa: F401
 from cluster_helpers import RedisServer, redis_binary
+from livechat import ROOT
 from servers import need
 
 
@@ -147,3 +151,14 @@ def test_every_client_event_declares_its_rate_limit():
         name = getattr(handler, "rate_limit", None)
         assert name, f"the {event!r} handler has no rate limit"
         assert f"{name}.user" in DEFAULT_LIMITS and f"{name}.connection" in DEFAULT_LIMITS
+
+
+@pytest.mark.parametrize("setting, limited", [("", True), ("on", True), ("off", False)])
+def test_the_docker_nginx_conf_follows_rate_limits(setting, limited):
+    script = ROOT / "deploy" / "docker" / "render-nginx-conf.py"
+    env = {**os.environ, "RATE_LIMITS": setting}
+    conf = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    for directive in ("limit_req zone=chat_auth", "limit_req zone=chat_requests", "limit_conn "):
+        assert (directive in conf) is limited
