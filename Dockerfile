@@ -49,6 +49,8 @@ RUN if ls /wheels/*.whl >/dev/null 2>&1; then set -- --no-index --find-links /wh
 FROM build AS nginx-config
 COPY nginx/flask-chat.conf.j2 nginx/
 COPY deploy/docker/render-nginx-conf.py deploy/docker/
+# `--build-arg RATE_LIMITS=off` leaves nginx's limits out (load tests only)
+ARG RATE_LIMITS=on
 RUN python deploy/docker/render-nginx-conf.py >/tmp/nginx.conf
 
 # ---- web: nginx serving /static/ itself and proxying the rest to the app replicas

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import jinja2
 
+from app.config import ConfigError, Settings
+
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
 NGINX_TEMPLATE = ROOT / "nginx" / "flask-chat.conf.j2"
@@ -64,6 +66,8 @@ class Cluster:
     redis_url: str = ""
     state_file: Path | None = None
     ws_compression: bool = False
+    # RATE_LIMITS: the workers read it from the environment; nginx's limits follow it here
+    rate_limits: bool = True
     generated_secret: bool = False
     run_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="flask-chat-")))
     children: list[Child] = field(default_factory=list)
@@ -184,6 +188,7 @@ class Cluster:
             listen=f"{self.host}:{self.port}",
             static_dir=STATIC_DIR,
             strip_ws_compression=not self.ws_compression,
+            rate_limits=self.rate_limits,
         )
 
     def _spawn(
@@ -280,7 +285,13 @@ def run_cluster(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
+    try:
+        rate_limits = Settings.from_env().rate_limits
+    except ConfigError as exc:
+        _say(f"cannot start: {exc}")
+        return 1
     cluster = Cluster(
+        rate_limits=rate_limits,
         workers=workers,
         port=port or free_port(),
         host=host,
@@ -299,6 +310,8 @@ def run_cluster(
     )
     _say(f"{workers} workers: {worker_list}")
     _say(f"redis: {state['redis_url']}" + ("" if state["redis"] else " (external)"))
+    if not cluster.rate_limits:
+        _say("RATE_LIMITS=off: every rate limit is off, nginx's and the workers' (load tests only)")
     if cluster.generated_secret:
         _say("SECRET_KEY was not set: generated one for this run (logins end when it stops)")
     _say(f"open {cluster.url}  (Ctrl-C stops everything)")

@@ -9,6 +9,8 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.limits import DEFAULT_LIMITS, parse_rates
+
 
 class ConfigError(RuntimeError):
     """The environment does not describe a runnable service."""
@@ -67,6 +69,24 @@ def _bool_env(name: str) -> bool | None:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
+def limit_env_name(name: str) -> str:
+    """`message.user` is set by RATE_LIMIT_MESSAGE_USER."""
+    return "RATE_LIMIT_" + name.upper().replace(".", "_")
+
+
+def _limits_env() -> dict[str, str]:
+    limits = {}
+    for name, default in DEFAULT_LIMITS.items():
+        env_name = limit_env_name(name)
+        value = os.environ.get(env_name, "").strip() or default
+        try:
+            parse_rates(value)
+        except ValueError as exc:
+            raise ConfigError(f"{env_name}: {exc}") from None
+        limits[name] = value
+    return limits
+
+
 def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -104,6 +124,8 @@ class Settings:
     password_hash_threads: int = 2
     # every abuse limit (the app's and the nginx template's): off only for load tests
     rate_limits: bool = True
+    # limit name -> rates, e.g. "message.user": "60/30s" (app/limits.py); "off" for none
+    limits: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     testing: bool = False
 
     @classmethod
@@ -129,6 +151,7 @@ class Settings:
             == "json",
             session_cookie_secure=_bool_env("SESSION_COOKIE_SECURE"),
             rate_limits=_bool_env("RATE_LIMITS") is not False,
+            limits=_limits_env(),
         )
 
     def resolve(self) -> Settings:

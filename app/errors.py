@@ -29,3 +29,16 @@ class InvalidInput(ServiceError):
 
 class NotFound(ServiceError):
     status = 404
+
+
+class RateLimited(ServiceError):
+    """Too many requests for one of the abuse limits (app/limits.py): wait `retry_after` seconds."""
+
+    status = 429
+
+    def __init__(self, detail: str, retry_after: float):
+        super().__init__("rate_limited", detail, 429)
+        self.retry_after = retry_after
+
+    def to_ack(self) -> dict:
+        return {**super().to_ack(), "retry_after": round(self.retry_after, 3)}

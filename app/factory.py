@@ -23,6 +23,7 @@ from app.db import (
 )
 from app.errors import ServiceError
 from app.extensions import csrf, db, login_manager, migrate, socketio
+from app.limits import Limiter, rules_from
 from app.logs import configure_logging
 from app.offload import CpuPool
 from app.security import install_security_headers, origin_checker
@@ -53,6 +54,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["password_pool"] = CpuPool(
         settings.password_hash_threads, enabled=settings.async_mode == "gevent"
     )
+    app.extensions["limiter"] = Limiter(
+        rules_from(settings.limits), enabled=settings.rate_limits, redis_url=settings.redis_url
+    )
+    if not settings.rate_limits:
+        log.warning("RATE_LIMITS=off: every rate limit of this worker is off (load tests only)")
+
     db.init_app(app)
     with app.app_context():
         install_sqlite_pragmas(db.engine)

@@ -22,6 +22,9 @@ from livechat import ChatUser, ServerProcess, free_port, wait_until
 from servers import need
 
 SOCKETIO_CHANNEL = "flask-socketio"  # Flask-SocketIO's Redis channel
+# for tests that post hundreds of messages from one socket as fast as acks come back: the
+# default message limits refuse that by design (tests/cluster/test_cluster_limits.py tests them)
+MESSAGE_LIMITS_OFF = {"RATE_LIMIT_MESSAGE_CONNECTION": "off", "RATE_LIMIT_MESSAGE_USER": "off"}
 
 
 def nginx_binary() -> str | None:
@@ -89,7 +92,15 @@ class RedisServer:
 class Cluster:
     """`flask-chat cluster --workers N` in the background, with its state file read back."""
 
-    def __init__(self, tmp: Path, workers: int = 3, database_url: str = "", redis_url: str = ""):
+    def __init__(
+        self,
+        tmp: Path,
+        workers: int = 3,
+        database_url: str = "",
+        redis_url: str = "",
+        env: dict[str, str] | None = None,
+    ):
+        """`env`: more environment for the cluster and its workers (e.g. RATE_LIMITS)."""
         self.tmp = tmp
         self.port = free_port()
         self.state_file = tmp / "cluster.json"
@@ -106,6 +117,7 @@ class Cluster:
                 "REDIS_URL": "",
                 "FLASK_CHAT_ENV": "development",
                 "LOG_FORMAT": "json",
+                **(env or {}),
             },
             log_path=tmp / "cluster.log",
         )

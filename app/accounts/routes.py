@@ -5,7 +5,8 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
 from app.accounts import bp, service
-from app.errors import InvalidInput, ServiceError
+from app.errors import InvalidInput, RateLimited, ServiceError
+from app.limits import enforce, whole_seconds
 
 
 @bp.get("/")
@@ -32,6 +33,13 @@ def signup_redirect():
 def signup():
     """Create the account from the form, then log the new user in."""
     form = request.form
+    values = {k: form.get(k, "") for k in ("username", "email", "idade")}
+    try:
+        # before the password is hashed: that is what a flood of sign-ups would cost
+        enforce(("signup.address", request.remote_addr or "unknown"))
+    except RateLimited as exc:
+        page = render_template("accounts/signup.html", errors={"form": exc.detail}, values=values)
+        return page, 429, {"Retry-After": str(whole_seconds(exc.retry_after))}
     try:
         user = service.register(
             form.get("username", ""),
@@ -40,7 +48,6 @@ def signup():
             form.get("idade", ""),
         )
     except InvalidInput as exc:
-        values = {k: form.get(k, "") for k in ("username", "email", "idade")}
         return render_template("accounts/signup.html", errors=exc.fields, values=values), 400
     _log_in(user)
     flash(_("Welcome, your account is ready."), "success")
@@ -55,6 +62,11 @@ def login_page():
 @bp.post("/login")
 def login():
     values = {"username": request.form.get("username", "")}
+    try:
+        enforce(("login.address", request.remote_addr or "unknown"))
+    except RateLimited as exc:
+        page = render_template("accounts/login.html", errors={"form": exc.detail}, values=values)
+        return page, 429, {"Retry-After": str(whole_seconds(exc.retry_after))}
     try:
         user = service.authenticate(
             request.form.get("username", ""),

@@ -10,13 +10,14 @@ from __future__ import annotations
 import functools
 import logging
 
-from flask import current_app
+from flask import current_app, request
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_socketio import ConnectionRefusedError, emit, join_room, leave_room, rooms
 
 from app.errors import ServiceError
 from app.extensions import db, socketio
+from app.limits import enforce
 from app.rooms import service
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,26 @@ def acked(handler):
     return wrapper
 
 
+def rate_limited(name: str):
+    """Count each event against the limits `<name>.user` and `<name>.connection`.
+
+    Every client event declares one (tests/unit/test_limiter.py checks it). A refusal is the
+    ack `{ok: false, error: "rate_limited", detail, retry_after}` and the handler never runs:
+    nothing is stored or broadcast. Goes below `acked`, which has checked the login.
+    """
+
+    def decorate(handler):
+        @functools.wraps(handler)
+        def wrapper(data: dict):
+            enforce((f"{name}.user", current_user.id), (f"{name}.connection", request.sid))
+            return handler(data)
+
+        wrapper.rate_limit = name
+        return wrapper
+
+    return decorate
+
+
 @socketio.on("connect")
 def on_connect(auth=None):
     """Only logged-in users may connect (the session cookie); the Origin is checked by Engine.IO."""
@@ -77,6 +98,7 @@ def on_disconnect(reason=None):
 
 @socketio.on("join")
 @acked
+@rate_limited("join")
 def on_join(data: dict):
     """Client sends `join {room, since?}`.
 
@@ -112,6 +134,7 @@ def on_join(data: dict):
 
 @socketio.on("leave")
 @acked
+@rate_limited("leave")
 def on_leave(data: dict):
     """Client sends `leave {room}`. Ack `{ok: true}`; others get `notice {kind: "leave"}`."""
     room_id = service.parse_room_id(data.get("room"))
@@ -126,6 +149,7 @@ def on_leave(data: dict):
 
 @socketio.on("message")
 @acked
+@rate_limited("message")
 def on_message(data: dict):
     """Client sends `message {room, message, client_id?}`; only members of the room may post.
 

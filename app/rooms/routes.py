@@ -6,7 +6,8 @@ from flask import current_app, flash, jsonify, redirect, render_template, reques
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from app.errors import InvalidInput, ServiceError
+from app.errors import InvalidInput, RateLimited, ServiceError
+from app.limits import enforce, whole_seconds
 from app.rooms import bp, service
 
 
@@ -19,10 +20,19 @@ def dashboard():
 @bp.post("/create_chat")
 @login_required
 def create_chat():
+    values = {"chat_name": request.form.get("chat_name", "")}
     try:
-        chat = service.create_room(current_user, request.form.get("chat_name", ""))
+        enforce(("create_room.user", current_user.id))
+        chat = service.create_room(current_user, values["chat_name"])
+    except RateLimited as exc:
+        page = render_template(
+            "rooms/dashboard.html",
+            rooms=service.list_rooms(),
+            errors={"chat_name": exc.detail},
+            values=values,
+        )
+        return page, 429, {"Retry-After": str(whole_seconds(exc.retry_after))}
     except InvalidInput as exc:
-        values = {"chat_name": request.form.get("chat_name", "")}
         page = render_template(
             "rooms/dashboard.html", rooms=service.list_rooms(), errors=exc.fields, values=values
         )

@@ -43,6 +43,7 @@
   const pending = new Map(); // client_id -> outgoing entry {clientId, text, el, attempt}
   const queue = [];
   let inflight = null;
+  let holdUntil = 0; // the server said rate_limited: send nothing before this time (ms)
 
   // ---- rendering -----------------------------------------------------------------------
 
@@ -269,6 +270,11 @@
         if (socket.connected) setTimeout(join, 1000);
         return;
       }
+      if (ack && ack.error === "rate_limited") {
+        // too many joins (reconnecting again and again): join once the server allows it
+        setTimeout(join, retryDelay(ack));
+        return;
+      }
       if (!ack || !ack.ok) {
         setStatus(ack && ack.error === "unauthorized" ? "signedOut" : "joinFailed");
         return;
@@ -354,8 +360,13 @@
     pump();
   }
 
+  function retryDelay(ack) {
+    return Math.ceil((Number(ack.retry_after) || 1) * 1000);
+  }
+
   function pump() {
     if (inflight || !joined || !socket.connected || !queue.length) return;
+    if (Date.now() < holdUntil) return; // the timer set with holdUntil pumps again
     const entry = queue.shift();
     if (!pending.has(entry.clientId)) return pump(); // delivered meanwhile (seen in a catch-up)
     const attempt = {};
@@ -386,6 +397,14 @@
         pending.delete(entry.clientId);
         setState(entry, "sent");
         if (wasAtBottom) toBottom();
+      } else if (ack && ack.error === "rate_limited") {
+        // sent faster than the server allows: nothing was stored; send the same message
+        // (same client_id) again once it says so, and the rest of the queue after it
+        queue.unshift(entry);
+        const delay = retryDelay(ack);
+        holdUntil = Date.now() + delay;
+        setTimeout(pump, delay);
+        return;
       } else {
         if (ack && ack.error === "unauthorized") setStatus("signedOut");
         setState(entry, "failed", ack && ack.detail);

@@ -4,7 +4,8 @@
 
 The same template `flask-chat cluster` renders, with container values: one upstream name
 (`app:8000`, which nginx resolves at start to every replica of the scaled service), port
-80, static files baked into the image. Run by the Dockerfile's build stage.
+80, static files baked into the image. Run by the Dockerfile's build stage. Its limits
+follow `RATE_LIMITS` as the app reads it (on unless `off`; the build sees it as a build arg).
 """
 
 from __future__ import annotations
@@ -36,7 +37,18 @@ def render() -> str:
         listen="80",
         static_dir="/usr/share/flask-chat/static",
         strip_ws_compression=True,
+        rate_limits=rate_limits_on(),
     )
+
+
+def rate_limits_on() -> bool:
+    """RATE_LIMITS as app/config.py reads it: on unless set to a false value."""
+    raw = os.environ.get("RATE_LIMITS", "").strip().lower()
+    if raw in {"", "1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    sys.exit(f"RATE_LIMITS must be true or false, got {raw!r}")
 
 
 if __name__ == "__main__":

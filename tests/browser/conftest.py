@@ -63,8 +63,9 @@ def chromium(needs) -> Iterator[Browser]:
 class EmbeddedServer:
     """`flask-chat serve` on a fixed port and instance folder: it can be stopped and restarted."""
 
-    def __init__(self, tmp_path: Path):
+    def __init__(self, tmp_path: Path, env: dict[str, str] | None = None):
         self.tmp_path = tmp_path
+        self.env = env or {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server: ServerProcess | None = None
@@ -80,6 +81,7 @@ class EmbeddedServer:
                 "DATABASE_URL": "",
                 "REDIS_URL": "",
                 "FLASK_CHAT_ENV": "development",
+                **self.env,
             },
             log_path=self.tmp_path / f"serve-{self.starts}.log",
         )
@@ -92,8 +94,14 @@ class EmbeddedServer:
 
 
 @pytest.fixture(scope="module")
-def embedded(tmp_path_factory) -> Iterator[EmbeddedServer]:
-    server = EmbeddedServer(tmp_path_factory.mktemp("browser-serve"))
+def embedded_env() -> dict[str, str]:
+    """More environment for the module's server: a module overrides this to change a setting."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory, embedded_env) -> Iterator[EmbeddedServer]:
+    server = EmbeddedServer(tmp_path_factory.mktemp("browser-serve"), env=embedded_env)
     server.start()
     try:
         yield server

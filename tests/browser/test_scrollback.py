@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import pytest
 from playwright.sync_api import expect
 
+from cluster_helpers import MESSAGE_LIMITS_OFF
 from livechat import ChatUser
 
 TOTAL = 300
+
+
+@pytest.fixture(scope="module")
+def embedded_env():
+    # the room is filled with 300 messages from one socket as fast as acks come back
+    return MESSAGE_LIMITS_OFF
 
 
 def test_scrolling_up_loads_every_older_message_once_and_keeps_the_reading_position(

@@ -6,12 +6,28 @@ import signal
 import threading
 import uuid
 
+import pytest
 import socketio
 
-from cluster_helpers import make_users, sockets_on_workers
+from cluster_helpers import (
+    MESSAGE_LIMITS_OFF,
+    Cluster,
+    make_users,
+    need_cluster_servers,
+    sockets_on_workers,
+)
 from livechat import LiveSocket, wait_until
 
 MESSAGES_PER_SENDER = 120
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """The default cluster, but each sender posts 120 messages as fast as acks come back."""
+    need_cluster_servers()
+    running = Cluster(tmp_path_factory.mktemp("cluster"), env=MESSAGE_LIMITS_OFF)
+    yield running
+    running.stop()
 
 
 class Sender(threading.Thread):

@@ -56,10 +56,13 @@ def test_logged_in_clients_connect(room, socket_for):
 
 def test_join_acks_with_the_room_worker_and_last_messages_oldest_first(app, room, socket_for):
     alice_http, room_id = room
-    alice = socket_for(alice_http)
-    alice.emit("join", {"room": room_id}, callback=True)
+    # more than HISTORY_ON_JOIN messages, from two tabs: one alone would hit message.connection
+    tabs = [socket_for(alice_http), socket_for(alice_http)]
+    for tab in tabs:
+        tab.emit("join", {"room": room_id}, callback=True)
     for i in range(1, 56):
-        alice.emit("message", {"room": room_id, "message": f"m{i}"}, callback=True)
+        ack = tabs[i % 2].emit("message", {"room": room_id, "message": f"m{i}"}, callback=True)
+        assert ack["ok"], ack
     again = socket_for(alice_http)
     ack = again.emit("join", {"room": str(room_id)}, callback=True)  # a numeric string works too
     assert ack["ok"] is True

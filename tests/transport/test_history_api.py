@@ -2,6 +2,14 @@ import pytest
 
 
 @pytest.fixture
+def settings(settings):
+    # the rooms here are filled with 130 messages from one socket: the message limits would
+    # refuse that by design (tests/transport/test_rate_limits.py tests them)
+    settings.limits.update({"message.connection": "off", "message.user": "off"})
+    return settings
+
+
+@pytest.fixture
 def room_with_messages(accounts, socket_for):
     client = accounts.logged_in_client()
     room_id = accounts.create_room(client, "general")
