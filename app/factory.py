@@ -19,6 +19,7 @@ from app.db import engine_options, install_sqlite_pragmas, warn_if_driver_blocks
 from app.errors import ServiceError
 from app.extensions import csrf, db, login_manager, migrate, socketio
 from app.logs import configure_logging
+from app.realtime import connections
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         logger=False,
         engineio_logger=False,
     )
+    connections.registry.init_app(app)
 
     app.register_blueprint(accounts.bp)
     app.register_blueprint(rooms.bp)
