@@ -89,7 +89,14 @@ class RedisServer:
 class Cluster:
     """`flask-chat cluster --workers N` in the background, with its state file read back."""
 
-    def __init__(self, tmp: Path, workers: int = 3, database_url: str = "", redis_url: str = ""):
+    def __init__(
+        self,
+        tmp: Path,
+        workers: int = 3,
+        database_url: str = "",
+        redis_url: str = "",
+        env: dict[str, str] | None = None,
+    ):
         self.tmp = tmp
         self.port = free_port()
         self.state_file = tmp / "cluster.json"
@@ -106,6 +113,7 @@ class Cluster:
                 "REDIS_URL": "",
                 "FLASK_CHAT_ENV": "development",
                 "LOG_FORMAT": "json",
+                **(env or {}),
             },
             log_path=tmp / "cluster.log",
         )
