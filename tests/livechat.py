@@ -349,9 +349,30 @@ class LiveSocket:
         with self._cond:
             return [m["seq"] for m in self.received if m["room"] == room]
 
+    def wait_closed_by_server(self, timeout: float) -> None:
+        """Wait until the server has closed this connection (and the client has seen it)."""
+        self.wait_until(lambda: self.disconnects >= 1, timeout, "the server to close the socket")
+        # the client clears `connected` just after its disconnect handler ran
+        wait_until(lambda: not self.client.connected, 1, "the client to see it closed")
+
     @property
     def sid(self) -> str | None:
         return self.client.get_sid()
 
     def close(self) -> None:
         self.client.shutdown()
+
+
+def connect_refusal(url: str, cookie: str) -> dict | None:
+    """Try to open a Socket.IO connection with this cookie: the `connect_error` payload when
+    refused (e.g. `{"message": "unauthorized"}`), None when it connected (then closed)."""
+    client = socketio.Client(reconnection=False)
+    errors: list = []
+    client.on("connect_error", lambda data=None: errors.append(data))
+    try:
+        client.connect(url, headers={"Cookie": cookie}, transports=["websocket"], wait_timeout=5)
+    except socketio.exceptions.ConnectionError:
+        return errors[0] if errors else {"message": "no connect_error"}
+    finally:
+        client.shutdown()
+    return None

@@ -10,11 +10,9 @@ import time
 import uuid
 
 import pytest
-import requests
-import socketio
 
-from cluster_helpers import Cluster, need_cluster_servers
-from livechat import ChatUser, wait_until
+from cluster_helpers import Cluster, need_cluster_servers, post_form_to, socket_on
+from livechat import ChatUser, connect_refusal, wait_until
 
 PASSWORD = "correct horse battery"
 
@@ -32,43 +30,12 @@ def user(cluster, prefix: str) -> ChatUser:
     return ChatUser(cluster.url, f"{prefix}-{uuid.uuid4().hex[:8]}", PASSWORD).signup()
 
 
-def post_via(cluster, worker: str, person: ChatUser, path: str, **data) -> requests.Response:
-    """Post a form of the account page to one worker directly (the same cookie)."""
-    base = cluster.worker_url(worker)
-    page = person.http.get(base + "/account", timeout=10)
-    page.raise_for_status()
-    token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-    return person.http.post(
-        base + path, data={"csrf_token": token, **data}, allow_redirects=False, timeout=10
-    )
-
-
-def socket_on(cluster, worker: str, person: ChatUser, room: int):
-    sock = person.socket(url=cluster.worker_url(worker))
-    assert sock.join(room)["worker"] == worker
-    return sock
-
-
-def assert_gone_within(sock, seconds: float) -> None:
-    sock.wait_until(lambda: sock.disconnects >= 1, seconds, "the server to close the socket")
-    wait_until(lambda: not sock.client.connected, 1, "the client to see it closed")
+def post_via(cluster, worker: str, person: ChatUser, path: str, **data):
+    return post_form_to(cluster.worker_url(worker), person, path, **data)
 
 
 def refused_with(person: ChatUser, url: str) -> dict | None:
-    client = socketio.Client(reconnection=False)
-    errors: list = []
-    client.on("connect_error", lambda data=None: errors.append(data))
-    try:
-        client.connect(
-            url,
-            headers={"Cookie": person.cookie_header()},
-            transports=["websocket"],
-            wait_timeout=5,
-        )
-    except socketio.exceptions.ConnectionError:
-        return errors[0] if errors else {"message": "no connect_error"}
-    client.disconnect()
-    return None
+    return connect_refusal(url, person.cookie_header())
 
 
 def test_logout_on_one_worker_closes_the_sockets_on_the_others(cluster):
@@ -80,7 +47,7 @@ def test_logout_on_one_worker_closes_the_sockets_on_the_others(cluster):
         started = time.monotonic()
         assert post_via(cluster, "w2", alice, "/logout").status_code == 303
         for sock in sockets:
-            assert_gone_within(sock, 1.0)
+            sock.wait_closed_by_server(1.0)
         assert time.monotonic() - started < 1.5
         assert b.send(room, "after the logout")["ok"]
         b.wait_for_seq(room, 1)
@@ -112,7 +79,7 @@ def test_a_password_change_on_one_worker_closes_only_the_other_sessions_sockets(
             confirm_password="another fine secret",
         )
         assert response.status_code == 303
-        assert_gone_within(theirs, 1.0)
+        theirs.wait_closed_by_server(1.0)
         assert b.send(room, "who is still here?")["ok"]
         mine.wait_for_seq(room, 1)
         assert mine.client.connected and theirs.received == []
@@ -133,7 +100,7 @@ def test_log_out_everywhere_on_one_worker_closes_every_socket_on_every_worker(cl
     try:
         assert post_via(cluster, "w2", here, "/account/logout-everywhere").status_code == 303
         for sock in sockets:
-            assert_gone_within(sock, 1.0)
+            sock.wait_closed_by_server(1.0)
         assert refused_with(there, cluster.worker_url("w1")) == {"message": "unauthorized"}
     finally:
         for sock in sockets:

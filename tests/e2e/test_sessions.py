@@ -14,9 +14,8 @@ import uuid
 
 import pytest
 import requests
-import socketio
 
-from livechat import ChatUser, ServerProcess, free_port, wait_until
+from livechat import ChatUser, ServerProcess, connect_refusal, free_port, wait_until
 
 PASSWORD = "correct horse battery"
 
@@ -88,27 +87,7 @@ def second_browser(person: ChatUser) -> ChatUser:
 
 def refusal(person: ChatUser, cookie: str | None = None) -> dict | None:
     """Try to open a socket; the connect_error payload when refused, None when connected."""
-    client = socketio.Client(reconnection=False)
-    errors: list = []
-    client.on("connect_error", lambda data=None: errors.append(data))
-    try:
-        client.connect(
-            person.base_url,
-            headers={"Cookie": cookie if cookie is not None else person.cookie_header()},
-            transports=["websocket"],
-            wait_timeout=5,
-        )
-    except socketio.exceptions.ConnectionError:
-        assert errors, "refused without a connect_error"
-        return errors[0]
-    client.disconnect()
-    return None
-
-
-def assert_gone_within(sock, seconds: float) -> None:
-    sock.wait_until(lambda: sock.disconnects >= 1, seconds, "the server to close the socket")
-    # the client clears `connected` just after its disconnect handler ran
-    wait_until(lambda: not sock.client.connected, 1, "the client to see it closed")
+    return connect_refusal(person.base_url, person.cookie_header() if cookie is None else cookie)
 
 
 # -- a socket's life ends with its session ----------------------------------------------------
@@ -124,7 +103,7 @@ def test_logout_closes_the_socket_and_nothing_reaches_it_after(limited):
         b.join(room)
         started = time.monotonic()
         assert post_form(alice, "/logout", "/dashboard").status_code == 303
-        assert_gone_within(a, 1.0)
+        a.wait_closed_by_server(1.0)
         assert time.monotonic() - started < 1.5
         assert b.send(room, "after the logout")["ok"]
         b.wait_for_seq(room, 1)
@@ -153,7 +132,7 @@ def test_a_password_change_closes_the_other_sessions_sockets_only(limited):
             confirm_password="another fine secret",
         )
         assert response.status_code == 303
-        assert_gone_within(theirs, 1.0)
+        theirs.wait_closed_by_server(1.0)
         assert b.send(room, "still here?")["ok"]
         mine.wait_for_seq(room, 1)  # this session's socket stays and receives
         assert mine.client.connected
@@ -171,7 +150,7 @@ def test_log_out_everywhere_closes_every_socket(limited):
     try:
         assert post_form(here, "/account/logout-everywhere").status_code == 303
         for sock in sockets:
-            assert_gone_within(sock, 1.0)
+            sock.wait_closed_by_server(1.0)
         assert refusal(here) == {"message": "unauthorized"}
         assert refusal(there) == {"message": "unauthorized"}
     finally:
@@ -186,7 +165,7 @@ def test_a_socket_is_closed_when_its_session_reaches_its_lifetime(short_lived):
     a = alice.socket()
     try:
         a.join(room)
-        assert_gone_within(a, 9.0)
+        a.wait_closed_by_server(9.0)
         closed = time.monotonic() - logged_in
         # within about a second of the deadline
         assert 5.0 < closed < 7.5, closed
