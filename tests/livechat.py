@@ -185,6 +185,7 @@ class LiveSocket:
         self.workers: list[str] = []  # the worker of every successful join, in order
         self.connects = 0
         self.disconnects = 0
+        self.disconnect_reasons: list[str | None] = []
         self.resyncs = 0
         self.synced_connect = 1  # the connection whose rooms are joined (the first: by the test)
         self._cursor: dict[int, int] = {}  # per room: the seq the client had before joining
@@ -223,6 +224,7 @@ class LiveSocket:
     def _on_disconnect(self, reason=None):
         with self._cond:
             self.disconnects += 1
+            self.disconnect_reasons.append(reason)
             self._cond.notify_all()
         # python-engineio's client leaves the socket of a WebSocket the server dropped open
         if reason == self.client.reason.CLIENT_DISCONNECT:

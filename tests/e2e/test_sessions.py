@@ -60,6 +60,14 @@ def limited(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def idle_short(tmp_path_factory):
+    """`serve` whose login sessions end after 3 s without use."""
+    server, base = start_serve(tmp_path_factory, "idle", SESSION_IDLE_TIMEOUT="3s")
+    yield base
+    server.stop()
+
+
+@pytest.fixture(scope="module")
 def short_lived(tmp_path_factory):
     """`serve` whose login sessions end 6 s after the login."""
     server, base = start_serve(tmp_path_factory, "short", SESSION_MAX_AGE="6s")
@@ -104,6 +112,8 @@ def test_logout_closes_the_socket_and_nothing_reaches_it_after(limited):
         started = time.monotonic()
         assert post_form(alice, "/logout", "/dashboard").status_code == 303
         a.wait_closed_by_server(1.0)
+        # a DISCONNECT packet from the server ("io server disconnect" in the browser client)
+        assert a.disconnect_reasons == [a.client.reason.SERVER_DISCONNECT]
         assert time.monotonic() - started < 1.5
         assert b.send(room, "after the logout")["ok"]
         b.wait_for_seq(room, 1)
@@ -184,6 +194,31 @@ def test_a_socket_is_closed_when_its_session_reaches_its_lifetime(short_lived):
         assert page.status_code == 302
     finally:
         a.close()
+
+
+def test_an_open_socket_keeps_its_session_from_idling_out(idle_short):
+    alice = user(idle_short, "ivy")
+    room = alice.create_room(f"r-{uuid.uuid4().hex[:8]}")
+    a = alice.socket()
+    try:
+        a.join(room)
+        # twice the idle timeout with no request, only the open socket
+        with pytest.raises(TimeoutError):
+            a.wait_until(lambda: a.disconnects > 0, 6.0, "a disconnect that must not come")
+        page = alice.http.get(idle_short + "/dashboard", allow_redirects=False, timeout=10)
+        assert page.status_code == 200
+    finally:
+        a.close()
+    # without the socket (and without requests) the session ends after the idle timeout
+    wait_until(
+        lambda: (
+            alice.http.get(idle_short + "/dashboard", allow_redirects=False, timeout=10).status_code
+            == 302
+        ),
+        8,
+        "the idle session to end",
+        interval=4,
+    )
 
 
 # -- connection limits ------------------------------------------------------------------------

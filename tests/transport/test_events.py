@@ -251,3 +251,16 @@ def test_after_logout_the_socket_is_disconnected_and_gets_no_more_broadcasts(
     assert {"room": room_id, "kind": "leave", "username": "alice"} in [
         payload(args) for args in events(bob, "notice")
     ]
+
+
+def test_a_socket_whose_session_vanished_unnoticed_gets_unauthorized_acks(app, pair):
+    # as if the disconnect was lost (Redis down) and the re-check has not run yet
+    from app.models import LoginSession
+
+    alice, _, room_id = pair
+    with app.app_context():
+        db.session.execute(LoginSession.__table__.delete())
+        db.session.commit()
+    ack = alice.emit("message", {"room": room_id, "message": "ghost"}, callback=True)
+    assert ack["ok"] is False and ack["error"] == "unauthorized" and ack["detail"]
+    assert stored(app) == 0
