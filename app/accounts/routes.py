@@ -144,12 +144,16 @@ def logout_everywhere():
 
 
 def _account_page(errors: dict[str, str], status: int = 200):
+    this_session = current_user.login_session.token_hash
     page = render_template(
         "accounts/account.html",
         errors=errors,
         values={},
-        sessions=service.user_sessions(current_user),
-        this_session=current_user.login_session.token_hash,
+        # this session first, then the others, newest first
+        sessions=sorted(
+            service.user_sessions(current_user), key=lambda row: row.token_hash != this_session
+        ),
+        this_session=this_session,
         describe=service.describe_browser,
     )
     return page, status

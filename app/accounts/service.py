@@ -17,6 +17,7 @@ from flask_babel import ngettext
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from app.db import execute_first_write
 from app.errors import InvalidInput, ServiceError
 from app.extensions import db
 from app.models import LoginFailure, LoginSession, User, utcnow
@@ -247,7 +248,7 @@ def touch_sessions(hashes: list[str], now: datetime | None = None) -> None:
     if not hashes:
         return
     now = now or utcnow()
-    db.session.execute(
+    statement = (
         update(LoginSession)
         .where(
             LoginSession.token_hash.in_(hashes),
@@ -255,31 +256,39 @@ def touch_sessions(hashes: list[str], now: datetime | None = None) -> None:
         )
         .values(last_seen_at=now)
     )
+    # on SQLite, wait for another process's write lock without stalling the gevent hub
+    execute_first_write(db.session, statement)
     db.session.commit()
 
 
 def live_sessions(hashes: list[str]) -> dict[str, datetime]:
     """Of these session hashes, the ones that still exist and have not expired, with the
-    absolute deadline of each."""
+    absolute deadline of each. Those are marked as used (an open socket is activity), with
+    a write only for the ones not touched within the touch interval."""
     if not hashes:
         return {}
+    now = utcnow()
     rows = db.session.execute(
-        select(LoginSession.token_hash, LoginSession.created_at).where(
-            LoginSession.token_hash.in_(hashes), _live_session_clause(utcnow())
+        select(LoginSession.token_hash, LoginSession.created_at, LoginSession.last_seen_at).where(
+            LoginSession.token_hash.in_(hashes), _live_session_clause(now)
         )
     ).all()
+    db.session.commit()  # end the read transaction before a possible write
+    stale = [h for h, _created, seen in rows if now - seen >= _touch_interval()]
+    touch_sessions(stale, now)
     max_age = _lifetimes()[1]
-    return {h: created + max_age for h, created in rows}
+    return {h: created + max_age for h, created, _seen in rows}
 
 
 def prune_expired_sessions(commit: bool = True) -> int:
     """Delete every expired login session (both lifetimes are indexed); returns how many."""
     idle, max_age = _lifetimes()
     now = utcnow()
-    result = db.session.execute(
+    result = execute_first_write(
+        db.session,
         delete(LoginSession).where(
             or_(LoginSession.last_seen_at <= now - idle, LoginSession.created_at <= now - max_age)
-        )
+        ),
     )
     if commit:
         db.session.commit()

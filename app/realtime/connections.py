@@ -319,14 +319,12 @@ class ConnectionRegistry:
 
     def check_sessions(self) -> None:
         """Touch the sessions of this worker's sockets; close the sockets of ended ones."""
-        from app.accounts.service import live_sessions, touch_sessions
+        from app.accounts.service import live_sessions
 
         hashes = sorted({c.session_hash for c in list(self.local.values())})
         live: dict = {}
         for start in range(0, len(hashes), 500):
-            chunk = hashes[start : start + 500]
-            touch_sessions(chunk)
-            live.update(live_sessions(chunk))
+            live.update(live_sessions(hashes[start : start + 500]))
         for conn in list(self.local.values()):
             if conn.session_hash not in live:
                 log.info("session of %s ended: closing its socket", conn.username)
@@ -362,13 +360,14 @@ class ConnectionRegistry:
         expiry = time.time() + ENTRY_TTL
         ttl = int(ENTRY_TTL) + 1
         try:
-            pipe = self.redis.pipeline(transaction=False)
+            by_key: dict[str, dict[str, float]] = {}
             for conn in conns:
-                user_key, address_key = _user_key(conn.user_id), _address_key(conn.address)
-                pipe.zadd(user_key, {conn.user_member: expiry})
-                pipe.zadd(address_key, {conn.sid: expiry})
-                pipe.expire(user_key, ttl)
-                pipe.expire(address_key, ttl)
+                by_key.setdefault(_user_key(conn.user_id), {})[conn.user_member] = expiry
+                by_key.setdefault(_address_key(conn.address), {})[conn.sid] = expiry
+            pipe = self.redis.pipeline(transaction=False)
+            for key, members in by_key.items():
+                pipe.zadd(key, members)
+                pipe.expire(key, ttl)
             pipe.execute()
             # a connection that closed while the pipeline ran must not linger until expiry
             gone = [conn for conn in conns if conn.sid not in self.local]
