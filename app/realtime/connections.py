@@ -93,13 +93,19 @@ class Connection:
 
 @dataclass
 class Refusal:
-    """Why a connection is refused: a stable code, which limit, and how many are allowed."""
+    """Why a connection is refused (`too_many_connections`): which limit, and its size."""
 
     scope: str  # "user" or "address"
     limit: int
 
 
 class ConnectionRegistry:
+    """This process's connections and its view of the shared index (see the module docstring).
+
+    Owned by the Socket.IO handlers: `register` on connect, `unregister` on disconnect.
+    `disconnect_sessions`, `sids_of` and `count` may be called from any request.
+    """
+
     def __init__(self) -> None:
         self.local: dict[str, Connection] = {}
         self.worker_id = ""

@@ -1,6 +1,6 @@
 """Connection limits in one process (the Flask-SocketIO test client), and RATE_LIMITS=off.
 
-Across workers and over the real server: tests/e2e/test_sessions.py, tests/cluster.
+Across workers and over the real server: tests/e2e/test_sessions_and_limits.py, tests/cluster.
 """
 
 import pytest
