@@ -393,11 +393,11 @@ _SYSTEMS = (
 
 
 def describe_browser(user_agent: str) -> str:
-    """A short description of a User-Agent ("Firefox on Linux"), or "" when unknown."""
+    """A short description of a User-Agent ("Firefox (Linux)"), or "" when unknown."""
     browser = next((name for name, pattern in _BROWSERS if pattern.search(user_agent or "")), "")
     system = next((name for name, pattern in _SYSTEMS if pattern.search(user_agent or "")), "")
     if browser and system:
-        return _("%(browser)s on %(system)s", browser=browser, system=system)
+        return f"{browser} ({system})"  # proper names: the same in every language
     return browser or system
 
 

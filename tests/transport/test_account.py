@@ -55,7 +55,7 @@ def test_the_account_page_lists_the_sessions_and_marks_this_one(app, accounts):
     html = client.get("/account").get_data(as_text=True)
     assert html.count('class="session-item"') == 2
     assert html.count("This session") == 1
-    assert "Firefox on Linux" in html
+    assert "Firefox (Linux)" in html
     # one button to end a session: the other one's
     assert html.count('action="/account/sessions/end"') == 1
 
