@@ -58,6 +58,31 @@ def _int_env(name: str, default: int, low: int, high: int) -> int:
     return value
 
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(name: str, raw: str, low: float, high: float) -> float:
+    """Seconds in a duration such as `90`, `30s`, `30m`, `12h` or `7d`; ConfigError otherwise."""
+    text = raw.strip().lower()
+    match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)", text)
+    if not match:
+        raise ConfigError(
+            f"{name} must be a duration like 90s, 30m, 12h or 7d (seconds without a unit), "
+            f"got {raw!r}"
+        )
+    seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2) or "s"]
+    if not low <= seconds <= high:
+        raise ConfigError(f"{name} must be from {low:g} to {high:g} seconds, got {raw!r}")
+    return seconds
+
+
+def _duration_env(name: str, default: float, low: float, high: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return parse_duration(name, raw, low, high)
+
+
 def _bool_env(name: str) -> bool | None:
     raw = os.environ.get(name, "").strip().lower()
     if raw == "":
@@ -85,6 +110,9 @@ def _limits_env() -> dict[str, str]:
             raise ConfigError(f"{env_name}: {exc}") from None
         limits[name] = value
     return limits
+
+
+DAY = 86400.0
 
 
 def default_worker_id() -> str:
@@ -126,6 +154,15 @@ class Settings:
     rate_limits: bool = True
     # limit name -> rates, e.g. "message.user": "60/30s" (app/limits.py); "off" for none
     limits: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
+    # login sessions end after this long without a request or a live socket ...
+    session_idle_timeout: float = 7 * DAY
+    # ... and this long after the login, whatever happens
+    session_max_age: float = 30 * DAY
+    # open Socket.IO connections, counted across every worker (0: no limit)
+    sockets_per_user: int = 20
+    sockets_per_address: int = 100
+    # an Engine.IO session that has not completed the Socket.IO CONNECT is closed after this
+    socket_connect_timeout: float = 5.0
     testing: bool = False
 
     @classmethod
@@ -152,6 +189,11 @@ class Settings:
             session_cookie_secure=_bool_env("SESSION_COOKIE_SECURE"),
             rate_limits=_bool_env("RATE_LIMITS") is not False,
             limits=_limits_env(),
+            session_idle_timeout=_duration_env("SESSION_IDLE_TIMEOUT", 7 * DAY, 1, 400 * DAY),
+            session_max_age=_duration_env("SESSION_MAX_AGE", 30 * DAY, 1, 400 * DAY),
+            sockets_per_user=_int_env("SOCKETS_PER_USER", 20, 0, 100_000),
+            sockets_per_address=_int_env("SOCKETS_PER_ADDRESS", 100, 0, 1_000_000),
+            socket_connect_timeout=_duration_env("SOCKET_CONNECT_TIMEOUT", 5.0, 1, 300),
         )
 
     def resolve(self) -> Settings:

@@ -26,6 +26,7 @@ from app.extensions import csrf, db, login_manager, migrate, socketio
 from app.limits import Limiter, rules_from
 from app.logs import configure_logging
 from app.offload import CpuPool
+from app.realtime import connections
 from app.security import install_security_headers, origin_checker
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         logger=False,
         engineio_logger=False,
     )
+    connections.registry.init_app(app)
 
     app.register_blueprint(accounts.bp)
     app.register_blueprint(rooms.bp)

@@ -35,21 +35,29 @@ class User(UserMixin, db.Model):
     idade: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    # set when loaded through a login session; Flask-Login stores it in the cookie
+    # set when loaded through a login session; Flask-Login stores the token in the cookie
     session_token = None
+    login_session = None  # the LoginSession row it was loaded through
 
     def get_id(self) -> str | None:
         return self.session_token
 
 
 class LoginSession(db.Model):
-    """One logged-in browser. Logging out deletes it, so an old cookie is worthless."""
+    """One logged-in browser. Logging out deletes it, so an old cookie is worthless.
+
+    The cookie carries the token; only its SHA-256 is stored, so a copy of the database
+    cannot be replayed as cookies. A session ends after `SESSION_IDLE_TIMEOUT` without use
+    (`last_seen_at`, touched about once a minute) or `SESSION_MAX_AGE` after the login.
+    """
 
     __tablename__ = "login_sessions"
 
-    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    user_agent: Mapped[str] = mapped_column(String(255), default="")
 
     user: Mapped[User] = relationship()
 

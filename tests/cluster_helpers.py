@@ -202,3 +202,21 @@ def make_users(base_url: str, count: int, prefix: str = "u") -> list[ChatUser]:
 def kill_process_group(proc: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+def post_form_to(base_url: str, person: ChatUser, path: str, **data):
+    """Post a form as `person` to `base_url` (e.g. one worker directly), with a CSRF token
+    from that base's account page."""
+    page = person.http.get(base_url + "/account", timeout=10)
+    page.raise_for_status()
+    token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    return person.http.post(
+        base_url + path, data={"csrf_token": token, **data}, allow_redirects=False, timeout=10
+    )
+
+
+def socket_on(cluster: Cluster, worker: str, person: ChatUser, room: int):
+    """A socket of `person` on one worker directly, joined to `room`."""
+    sock = person.socket(url=cluster.worker_url(worker))
+    assert sock.join(room)["worker"] == worker
+    return sock

@@ -185,6 +185,7 @@ class LiveSocket:
         self.workers: list[str] = []  # the worker of every successful join, in order
         self.connects = 0
         self.disconnects = 0
+        self.disconnect_reasons: list[str | None] = []
         self.resyncs = 0
         self.synced_connect = 1  # the connection whose rooms are joined (the first: by the test)
         self._cursor: dict[int, int] = {}  # per room: the seq the client had before joining
@@ -223,6 +224,7 @@ class LiveSocket:
     def _on_disconnect(self, reason=None):
         with self._cond:
             self.disconnects += 1
+            self.disconnect_reasons.append(reason)
             self._cond.notify_all()
         # python-engineio's client leaves the socket of a WebSocket the server dropped open
         if reason == self.client.reason.CLIENT_DISCONNECT:
@@ -349,9 +351,30 @@ class LiveSocket:
         with self._cond:
             return [m["seq"] for m in self.received if m["room"] == room]
 
+    def wait_closed_by_server(self, timeout: float) -> None:
+        """Wait until the server has closed this connection (and the client has seen it)."""
+        self.wait_until(lambda: self.disconnects >= 1, timeout, "the server to close the socket")
+        # the client clears `connected` just after its disconnect handler ran
+        wait_until(lambda: not self.client.connected, 1, "the client to see it closed")
+
     @property
     def sid(self) -> str | None:
         return self.client.get_sid()
 
     def close(self) -> None:
         self.client.shutdown()
+
+
+def connect_refusal(url: str, cookie: str) -> dict | None:
+    """Try to open a Socket.IO connection with this cookie: the `connect_error` payload when
+    refused (e.g. `{"message": "unauthorized"}`), None when it connected (then closed)."""
+    client = socketio.Client(reconnection=False)
+    errors: list = []
+    client.on("connect_error", lambda data=None: errors.append(data))
+    try:
+        client.connect(url, headers={"Cookie": cookie}, transports=["websocket"], wait_timeout=5)
+    except socketio.exceptions.ConnectionError:
+        return errors[0] if errors else {"message": "no connect_error"}
+    finally:
+        client.shutdown()
+    return None

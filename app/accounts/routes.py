@@ -2,7 +2,7 @@
 
 from flask import flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user, login_required, login_user, logout_user
 
 from app.accounts import bp, service
 from app.errors import InvalidInput, RateLimited, ServiceError
@@ -83,9 +83,19 @@ def login():
     return redirect(url_for("rooms.dashboard"), code=303)
 
 
-@bp.route("/logout", methods=["GET", "POST"])
+@bp.get("/logout")
+def logout_page():
+    """A GET changes nothing (a link from any site must not log anyone out): it shows the
+    logout button, which posts with the CSRF token."""
+    if not current_user.is_authenticated:
+        return redirect(url_for("accounts.index"))
+    return render_template("accounts/logout.html")
+
+
+@bp.post("/logout")
 def logout():
-    """End the login session on the server too, so the old cookie no longer works."""
+    """End the login session on the server too (and its sockets), so the old cookie no
+    longer works."""
     if current_user.is_authenticated:
         service.end_session(current_user.get_id())
     logout_user()
@@ -93,8 +103,76 @@ def logout():
     return redirect(url_for("accounts.index"), code=303)
 
 
+@bp.get("/account")
+@login_required
+def account():
+    return _account_page({})
+
+
+@bp.post("/account/password")
+@login_required
+def change_password():
+    """Change the password (the current one first); every other session and socket ends."""
+    form = request.form
+    try:
+        service.change_password(
+            current_user,
+            form.get("current_password", ""),
+            form.get("new_password", ""),
+            form.get("confirm_password", ""),
+            request.remote_addr or "",
+        )
+    except InvalidInput as exc:
+        return _account_page(exc.fields, 400)
+    except ServiceError as exc:
+        return _account_page({"current_password": exc.detail}, exc.status)
+    flash(_("Your password was changed. Your other sessions were logged out."), "success")
+    return redirect(url_for("accounts.account"), code=303)
+
+
+@bp.post("/account/sessions/end")
+@login_required
+def end_other_session():
+    """End one of the user's other sessions (its sockets close too)."""
+    hashed = request.form.get("session", "")
+    if hashed == current_user.login_session.token_hash:
+        return _account_page({"sessions": _("To end this session, log out.")}, 400)
+    if service.end_other_session(current_user, hashed):
+        flash(_("That session was logged out."), "success")
+    else:
+        flash(_("That session had already ended."), "success")
+    return redirect(url_for("accounts.account"), code=303)
+
+
+@bp.post("/account/logout-everywhere")
+@login_required
+def logout_everywhere():
+    """End every session of the user, this one included, and every socket."""
+    service.end_all_sessions(current_user)
+    logout_user()
+    session.clear()
+    flash(_("You were logged out everywhere."), "success")
+    return redirect(url_for("accounts.index"), code=303)
+
+
+def _account_page(errors: dict[str, str], status: int = 200):
+    this_session = current_user.login_session.token_hash
+    page = render_template(
+        "accounts/account.html",
+        errors=errors,
+        values={},
+        # this session first, then the others, newest first
+        sessions=sorted(
+            service.user_sessions(current_user), key=lambda row: row.token_hash != this_session
+        ),
+        this_session=this_session,
+        describe=service.describe_browser,
+    )
+    return page, status
+
+
 def _log_in(user) -> None:
     # a fresh session at login: nothing from before it (fixation) survives
     session.clear()
-    service.start_session(user)
+    service.start_session(user, request.headers.get("User-Agent", ""))
     login_user(user)

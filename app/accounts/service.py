@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -13,15 +14,17 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app, has_app_context
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from zxcvbn import zxcvbn
 
 from app import text
+from app.db import execute_first_write
 from app.errors import InvalidInput, ServiceError
 from app.extensions import db
 from app.models import KEY_MAX, SKELETON_MAX, LoginFailure, LoginSession, User, utcnow
 from app.offload import CpuPool
+from app.realtime import connections
 
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
 PASSWORD_MIN_SCORE = 2  # zxcvbn's 0-4 scale: see _guessable
@@ -234,33 +237,240 @@ def _record_failure(key: str, address: str) -> None:
     db.session.commit()
 
 
-def start_session(user: User) -> str:
-    """Record a new login session for `user` and return its token."""
+# a session's last use is written at most this often (and at least 4 times per idle timeout)
+TOUCH_INTERVAL = timedelta(minutes=1)
+
+
+def token_hash(token: str) -> str:
+    """What the database stores for a session token: its SHA-256, in hex."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _lifetimes() -> tuple[timedelta, timedelta]:
+    settings = current_app.config["CHAT"]
+    return (
+        timedelta(seconds=settings.session_idle_timeout),
+        timedelta(seconds=settings.session_max_age),
+    )
+
+
+def _live_session_clause(now: datetime):
+    """The SQL condition of a login session that has not expired at `now`."""
+    idle, max_age = _lifetimes()
+    return and_(LoginSession.last_seen_at > now - idle, LoginSession.created_at > now - max_age)
+
+
+def session_deadline(row: LoginSession) -> datetime:
+    """When `row` ends by its absolute lifetime (its idle deadline moves with use)."""
+    return row.created_at + _lifetimes()[1]
+
+
+def start_session(user: User, user_agent: str = "") -> str:
+    """Record a new login session for `user` and return its token (for the cookie).
+
+    Expired sessions of every user are pruned here too.
+    """
+    prune_expired_sessions(commit=False)
     token = secrets.token_urlsafe(32)
-    db.session.add(LoginSession(token=token, user_id=user.id))
+    now = utcnow()
+    row = LoginSession(
+        token_hash=token_hash(token),
+        user_id=user.id,
+        created_at=now,
+        last_seen_at=now,
+        user_agent=(user_agent or "")[:255],
+    )
+    db.session.add(row)
     db.session.commit()
     user.session_token = token
+    user.login_session = row
     return token
 
 
 def load_session_user(token: str) -> User | None:
-    """The user behind a session token, or None once that session has ended."""
+    """The user behind a session token, or None once that session has ended or expired.
+
+    A live session's `last_seen_at` is moved forward at most once per TOUCH_INTERVAL (or a
+    quarter of the idle timeout, if shorter), so a busy user costs no write per request.
+    """
     if not token:
         return None
-    row = db.session.execute(
-        select(User)
+    now = utcnow()
+    found = db.session.execute(
+        select(User, LoginSession)
         .join(LoginSession, LoginSession.user_id == User.id)
-        .where(LoginSession.token == token)
-    ).scalar_one_or_none()
-    if row is not None:
-        row.session_token = token
-    return row
+        .where(LoginSession.token_hash == token_hash(token), _live_session_clause(now))
+    ).one_or_none()
+    if found is None:
+        return None
+    user, row = found
+    if now - row.last_seen_at >= _touch_interval():
+        touch_sessions([row.token_hash], now)
+    user.session_token = token
+    user.login_session = row
+    return user
+
+
+def _touch_interval() -> timedelta:
+    return min(TOUCH_INTERVAL, _lifetimes()[0] / 4)
+
+
+def touch_sessions(hashes: list[str], now: datetime | None = None) -> None:
+    """Mark these sessions as used now (those not touched within the touch interval)."""
+    if not hashes:
+        return
+    now = now or utcnow()
+    statement = (
+        update(LoginSession)
+        .where(
+            LoginSession.token_hash.in_(hashes),
+            LoginSession.last_seen_at < now - _touch_interval(),
+        )
+        .values(last_seen_at=now)
+    )
+    # on SQLite, wait for another process's write lock without stalling the gevent hub
+    execute_first_write(db.session, statement)
+    db.session.commit()
+
+
+def live_sessions(hashes: list[str]) -> dict[str, datetime]:
+    """Of these session hashes, the ones that still exist and have not expired, with the
+    absolute deadline of each. Those are marked as used (an open socket is activity), with
+    a write only for the ones not touched within the touch interval."""
+    if not hashes:
+        return {}
+    now = utcnow()
+    rows = db.session.execute(
+        select(LoginSession.token_hash, LoginSession.created_at, LoginSession.last_seen_at).where(
+            LoginSession.token_hash.in_(hashes), _live_session_clause(now)
+        )
+    ).all()
+    db.session.commit()  # end the read transaction before a possible write
+    stale = [h for h, _created, seen in rows if now - seen >= _touch_interval()]
+    touch_sessions(stale, now)
+    max_age = _lifetimes()[1]
+    return {h: created + max_age for h, created, _seen in rows}
+
+
+def prune_expired_sessions(commit: bool = True) -> int:
+    """Delete every expired login session (both lifetimes are indexed); returns how many."""
+    idle, max_age = _lifetimes()
+    now = utcnow()
+    result = execute_first_write(
+        db.session,
+        delete(LoginSession).where(
+            or_(LoginSession.last_seen_at <= now - idle, LoginSession.created_at <= now - max_age)
+        ),
+    )
+    if commit:
+        db.session.commit()
+    return result.rowcount or 0
+
+
+def user_sessions(user: User) -> list[LoginSession]:
+    """The user's live login sessions, the newest first."""
+    return list(
+        db.session.scalars(
+            select(LoginSession)
+            .where(LoginSession.user_id == user.id, _live_session_clause(utcnow()))
+            .order_by(LoginSession.created_at.desc())
+        )
+    )
 
 
 def end_session(token: str | None) -> None:
-    if token:
-        db.session.execute(delete(LoginSession).where(LoginSession.token == token))
-        db.session.commit()
+    """Log out one browser: its session row goes, and every socket of that session."""
+    if not token:
+        return
+    hashed = token_hash(token)
+    user_id = db.session.scalar(
+        select(LoginSession.user_id).where(LoginSession.token_hash == hashed)
+    )
+    db.session.execute(delete(LoginSession).where(LoginSession.token_hash == hashed))
+    db.session.commit()
+    if user_id is not None:
+        connections.disconnect_sessions(user_id, {hashed})
+
+
+def end_other_session(user: User, hashed: str) -> bool:
+    """End one of the user's sessions by its hash (the account page's button); False when
+    it is not one of theirs (or already gone)."""
+    result = db.session.execute(
+        delete(LoginSession).where(
+            LoginSession.token_hash == hashed, LoginSession.user_id == user.id
+        )
+    )
+    db.session.commit()
+    if not result.rowcount:
+        return False
+    connections.disconnect_sessions(user.id, {hashed})
+    return True
+
+
+def end_all_sessions(user: User, keep_token: str | None = None) -> None:
+    """End every session of the user but `keep_token`'s (None: all of them), sockets too."""
+    keep = token_hash(keep_token) if keep_token else None
+    query = select(LoginSession.token_hash).where(LoginSession.user_id == user.id)
+    hashes = set(db.session.scalars(query))
+    hashes.discard(keep)
+    statement = delete(LoginSession).where(LoginSession.user_id == user.id)
+    if keep:
+        statement = statement.where(LoginSession.token_hash != keep)
+    db.session.execute(statement)
+    db.session.commit()
+    connections.disconnect_sessions(user.id, hashes, everything=keep is None)
+
+
+def change_password(user: User, current: str, new: str, confirm: str, address: str = "") -> None:
+    """Set a new password after checking the current one; ends every other session.
+
+    Raises InvalidInput naming each wrong field. A wrong current password counts as a
+    failed login for this username and address (the login throttle), and while the
+    throttle holds the current password is not even checked (ServiceError 429).
+    """
+    key = user.username_key
+    address = (address or "unknown")[:64]
+    _check_throttle(key, address)
+    errors: dict[str, str] = {}
+    if not verify_password(user.password, current or ""):
+        _record_failure(key, address)
+        errors["current_password"] = _("That is not your current password.")
+    problem = new_password_error(new or "", username=user.username, email=user.email)
+    if problem:
+        errors["new_password"] = problem
+    elif (new or "") != (confirm or ""):
+        errors["confirm_password"] = _("The two new passwords differ.")
+    if errors:
+        raise InvalidInput(errors)
+    db.session.execute(update(User).where(User.id == user.id).values(password=hash_password(new)))
+    db.session.commit()
+    end_all_sessions(user, keep_token=user.session_token)
+
+
+_BROWSERS = (
+    ("Edge", re.compile(r"Edg(?:e|A|iOS)?/")),
+    ("Opera", re.compile(r"OPR/|Opera")),
+    ("Firefox", re.compile(r"Firefox/|FxiOS/")),
+    ("Chrome", re.compile(r"Chrome/|CriOS/")),
+    ("Safari", re.compile(r"Safari/")),
+)
+_SYSTEMS = (
+    ("Android", re.compile(r"Android")),
+    ("iOS", re.compile(r"iPhone|iPad|iPod")),
+    ("Windows", re.compile(r"Windows")),
+    ("macOS", re.compile(r"Macintosh|Mac OS X")),
+    ("ChromeOS", re.compile(r"CrOS")),
+    ("Linux", re.compile(r"Linux")),
+)
+
+
+def describe_browser(user_agent: str) -> str:
+    """A short description of a User-Agent ("Firefox (Linux)"), or "" when unknown."""
+    browser = next((name for name, pattern in _BROWSERS if pattern.search(user_agent or "")), "")
+    system = next((name for name, pattern in _SYSTEMS if pattern.search(user_agent or "")), "")
+    if browser and system:
+        return f"{browser} ({system})"  # proper names: the same in every language
+    return browser or system
 
 
 def _username_taken(username: str) -> bool:

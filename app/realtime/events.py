@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from datetime import UTC
 
 from flask import current_app, request
 from flask_babel import gettext as _
@@ -18,6 +19,7 @@ from flask_socketio import ConnectionRefusedError, emit, join_room, leave_room, 
 from app.errors import ServiceError
 from app.extensions import db, socketio
 from app.limits import enforce
+from app.realtime import connections
 from app.rooms import service
 
 log = logging.getLogger(__name__)
@@ -80,19 +82,61 @@ def rate_limited(name: str):
 
 @socketio.on("connect")
 def on_connect(auth=None):
-    """Only logged-in users may connect (the session cookie); the Origin is checked by Engine.IO."""
+    """Only logged-in users may connect (the session cookie); the Origin is checked by Engine.IO.
+
+    Refused with `unauthorized` without a live login session, and with
+    `too_many_connections` when the user or the client address already has as many open
+    sockets as allowed (counted on every worker by the connection registry).
+    """
     if not current_user.is_authenticated:
         raise ConnectionRefusedError("unauthorized")
+    # imported here: the accounts service imports this package (to disconnect sockets)
+    from app.accounts.service import session_deadline
+
+    session_row = current_user.login_session
+    refusal = connections.registry.register(
+        request.sid,
+        user_id=current_user.id,
+        username=current_user.username,
+        session_hash=session_row.token_hash,
+        address=request.remote_addr or "unknown",
+        deadline=session_deadline(session_row).replace(tzinfo=UTC).timestamp(),
+    )
+    if refusal is not None:
+        if refusal.scope == "user":
+            detail = _(
+                "You have %(limit)d connections open already; close a tab and retry.",
+                limit=refusal.limit,
+            )
+        else:
+            detail = _(
+                "Too many connections from your network (%(limit)d); retry later.",
+                limit=refusal.limit,
+            )
+        raise ConnectionRefusedError(
+            "too_many_connections",
+            {
+                "error": "too_many_connections",
+                "scope": refusal.scope,
+                "limit": refusal.limit,
+                "detail": detail,
+            },
+        )
 
 
 @socketio.on("disconnect")
 def on_disconnect(reason=None):
-    """Tell the rooms this connection was in that its user left."""
-    if not current_user.is_authenticated:
+    """Tell the rooms this connection was in that its user left.
+
+    The user comes from the connection registry, not the session: when a logout closes the
+    socket, the session is already gone.
+    """
+    conn = connections.registry.unregister(request.sid)
+    if conn is None:
         return
     for key in rooms():
         if key.startswith("chat:"):
-            notice = {"room": int(key[5:]), "kind": "leave", "username": current_user.username}
+            notice = {"room": int(key[5:]), "kind": "leave", "username": conn.username}
             emit("notice", notice, to=key, include_self=False)
 
 

@@ -307,8 +307,11 @@
   });
   socket.on("connect_error", function (err) {
     joined = false;
-    if (err && err.message === "unauthorized") setStatus("signedOut");
-    else setStatus("offline");
+    if (err && err.message === "unauthorized") {
+      setStatus("signedOut");
+      // the session ended (logout, expiry, a password change): retrying cannot help
+      socket.disconnect();
+    } else setStatus("offline");
   });
   socket.on("message", function (m) {
     if (m.room !== roomId) return;

@@ -141,10 +141,25 @@ def test_logout_ends_the_session_on_the_server(app, accounts):
         assert db.session.scalar(select(func.count()).select_from(LoginSession)) == 0
 
 
-def test_seed_style_get_logout_still_works(accounts):
+def test_get_logout_changes_nothing_and_shows_the_logout_button(accounts):
     client = accounts.logged_in_client()
-    assert client.get("/logout").status_code == 303
-    assert client.get("/dashboard").status_code == 302
+    page = client.get("/logout")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert 'method="post" action="/logout"' in html and 'name="csrf_token"' in html
+    # a link from any site cannot log anyone out
+    assert client.get("/dashboard").status_code == 200
+
+
+def test_get_logout_when_logged_out_goes_to_the_login_page(client):
+    response = client.get("/logout")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/")
+
+
+def test_post_logout_without_the_csrf_token_is_refused(accounts):
+    client = accounts.logged_in_client()
+    assert client.post("/logout").status_code == 400
+    assert client.get("/dashboard").status_code == 200
 
 
 def test_get_login_goes_to_the_login_page(client):

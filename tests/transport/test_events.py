@@ -240,10 +240,30 @@ def test_a_non_object_message_payload_is_a_bad_request(app, pair):
     assert stored(app) == 0
 
 
-def test_after_logout_the_socket_can_no_longer_post(app, accounts, pair, room):
+def test_after_logout_the_socket_is_disconnected_and_gets_no_more_broadcasts(
+    app, accounts, pair, room
+):
     alice, bob, room_id = pair
     alice_http = room[0]
     alice_http.post("/logout", data={"csrf_token": accounts.csrf(alice_http, "/dashboard")})
+    assert not alice.is_connected()
+    assert bob.emit("message", {"room": room_id, "message": "still there?"}, callback=True)["ok"]
+    # what the server sent alice's connection (the test client keeps it after the disconnect)
+    assert [p for p in alice.queue if p["name"] == "message"] == []
+    # the others in the room hear that alice left
+    assert {"room": room_id, "kind": "leave", "username": "alice"} in [
+        payload(args) for args in events(bob, "notice")
+    ]
+
+
+def test_a_socket_whose_session_vanished_unnoticed_gets_unauthorized_acks(app, pair):
+    # as if the disconnect was lost (Redis down) and the re-check has not run yet
+    from app.models import LoginSession
+
+    alice, _, room_id = pair
+    with app.app_context():
+        db.session.execute(LoginSession.__table__.delete())
+        db.session.commit()
     ack = alice.emit("message", {"room": room_id, "message": "ghost"}, callback=True)
-    assert ack["error"] == "unauthorized"
+    assert ack["ok"] is False and ack["error"] == "unauthorized" and ack["detail"]
     assert stored(app) == 0
