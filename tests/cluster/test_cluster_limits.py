@@ -28,12 +28,20 @@ USER_MESSAGES = 10  # per minute: a refill (6 s) never happens within the test
 
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory):
-    """2 workers with the default limits, except a per-user message limit without refill."""
+    """2 workers with the default limits, except a per-user message limit without refill.
+
+    The app closes Engine.IO sessions that never complete the Socket.IO CONNECT after
+    SOCKET_CONNECT_TIMEOUT; the nginx limit_conn test holds 200 of them open while it opens
+    them all, so the timeout is longer here than opening them can take.
+    """
     need_cluster_servers()
     cluster = Cluster(
         tmp_path_factory.mktemp("limited"),
         workers=2,
-        env={"RATE_LIMIT_MESSAGE_USER": f"{USER_MESSAGES}/minute"},
+        env={
+            "RATE_LIMIT_MESSAGE_USER": f"{USER_MESSAGES}/minute",
+            "SOCKET_CONNECT_TIMEOUT": "120s",
+        },
     )
     yield cluster
     cluster.stop()
