@@ -12,13 +12,14 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 # realtime registers its Socket.IO handlers on import: that must happen before
 # socketio.init_app(), which hands the registered handlers to each new server
-from app import accounts, i18n, ops, realtime, rooms  # noqa: F401
+from app import accounts, codec, i18n, ops, realtime, rooms  # noqa: F401
 from app.accounts.service import load_session_user
 from app.config import Settings
 from app.db import engine_options, install_sqlite_pragmas, warn_if_driver_blocks_gevent
 from app.errors import ServiceError
 from app.extensions import csrf, db, login_manager, migrate, socketio
 from app.logs import configure_logging
+from app.realtime import transport
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     configure_logging(settings)
 
     app = Flask(__name__, instance_path=str(settings.instance_path))
+    app.json = codec.JSONProvider(app)
     app.config.update(
         SECRET_KEY=settings.secret_key,
         CHAT=settings,
@@ -59,7 +61,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         cors_allowed_origins=settings.allowed_origins,
         logger=False,
         engineio_logger=False,
+        # UTF-8 in packets and in the Redis queue's payloads (its manager uses the same codec)
+        json=codec,
     )
+    transport.install(socketio.server)
 
     app.register_blueprint(accounts.bp)
     app.register_blueprint(rooms.bp)
