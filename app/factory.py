@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         message_queue=settings.redis_url or None,
         cors_allowed_origins=settings.allowed_origins,
         logger=False,
-        engineio_logger=False,
+        engineio_logger=transport.engineio_logger(),
         # UTF-8 in packets and in the Redis queue's payloads (its manager uses the same codec)
         json=codec,
     )

@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 MALFORMED_PACKET_LIMIT = 3
 # warning lines about malformed packets, per process and minute; the rest are counted
 LOG_LINES_PER_MINUTE = 10
+# what python-socketio raises on a packet that does not decode (JSON errors are ValueErrors;
+# an event that is not a list fails on indexing)
+DECODING_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError)
 # Engine.IO packet types a client may send over WebSocket: close, ping, pong, message, upgrade
 _CLIENT_PACKET_TYPES = frozenset("12345")
 
@@ -47,9 +50,20 @@ def install(server) -> None:
     if isinstance(websocket, type) and issubclass(websocket, SimpleWebSocketWSGI):
         # per server: the driver's table is shared by every server of the process
         eio._async = {**eio._async, "websocket": _whole_frame_websocket(websocket, guard)}
-    engineio_log = logging.getLogger("engineio.server")
-    if not any(isinstance(f, _ClientErrorFilter) for f in engineio_log.filters):
-        engineio_log.addFilter(_ClientErrorFilter())
+
+
+def engineio_logger() -> logging.Logger:
+    """The logger to give python-engineio (Flask-SocketIO's `engineio_logger`).
+
+    Errors only, as engineio's default, but through the app's log handlers alone (given no
+    logger, engineio adds a stderr handler of its own, so each line came out twice), and a
+    long-polling payload that does not decode is one line without a traceback.
+    """
+    logger = logging.getLogger("engineio.server")
+    logger.setLevel(logging.ERROR)
+    if not any(isinstance(f, _ClientErrorFilter) for f in logger.filters):
+        logger.addFilter(_ClientErrorFilter())
+    return logger
 
 
 class _LogBudget:
@@ -114,10 +128,14 @@ class MalformedPacketGuard:
     def on_message(self, eio_sid: str, data) -> None:
         try:
             self._handle_message(eio_sid, data)
-        except Exception as exc:  # noqa: BLE001 - event handlers run elsewhere: this is decoding
+        except DECODING_ERRORS as exc:
+            # the event handlers run in their own tasks (async_handlers): what fails here is
+            # the decoding and dispatch of what the client sent
             self.server._binary_packet.pop(eio_sid, None)
             if self.count(eio_sid, self.server.environ.get(eio_sid), _reason(exc)):
-                self.server.eio.disconnect(eio_sid)
+                # not from here: close() waits for the queue to drain, which a long-polling
+                # client only does with its next request, after this one is answered
+                self.server.start_background_task(self.server.eio.disconnect, eio_sid)
 
     def on_disconnect(self, eio_sid: str, reason=None) -> None:
         self.counts.pop(eio_sid, None)

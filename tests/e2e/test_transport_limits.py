@@ -305,6 +305,32 @@ def test_a_connection_sending_garbage_is_closed_and_logged_in_one_line(capped, u
     assert len([line for line in log.splitlines() if "malformed" in line]) <= 2
 
 
+def test_garbage_over_long_polling_is_logged_in_one_line_and_closes_the_session(capped, user):
+    base, server = capped
+    alice = user(base, "polling")
+    url = base + "/socket.io/?EIO=4&transport=polling"
+    opened = alice.http.get(url, timeout=10).text
+    sid = json.loads(opened[opened.index("{") :])["sid"]
+    session = f"{url}&sid={sid}"
+    before = server.log_path.read_text(errors="replace").count("\n")
+    assert alice.http.post(session, data="40", timeout=10).text == "OK"
+    assert alice.http.get(session, timeout=10).text.startswith("40{")
+    # Engine.IO payloads that do not decode: answered, not counted
+    for _ in range(3):
+        assert alice.http.post(session, data="x-garbage", timeout=10).status_code == 200
+    # Socket.IO packets that do not decode: the third closes the session
+    for packet in ("42[oops", "4{{{", "49"):
+        alice.http.post(session, data=packet, timeout=10)
+    polled = alice.http.get(session, timeout=10)
+    assert polled.status_code == 400 or polled.text.startswith("1")
+    assert alice.http.get(session, timeout=10).status_code == 400  # the session is gone
+    new = "\n".join(server.log_path.read_text(errors="replace").splitlines()[before:])
+    assert "Traceback" not in new
+    # (one line, unless the lines of this minute are used up)
+    assert new.count("malformed packet") <= 1
+    assert new.count("undecodable long-polling packet") <= 3
+
+
 def test_garbage_from_many_connections_is_logged_at_a_bounded_rate(capped, user):
     base, server = capped
     alice = user(base, "flood")
