@@ -60,12 +60,7 @@ def acked(handler):
 
 def announce(room_id: int, kind: str) -> None:
     """Tell the room's others this user joined or left, when that is news (realtime/notices.py)."""
-    if notices.others_here(room_id, current_user.id):
-        return  # another connection of this user is still in the room on this worker
-    if not notices.may_announce(room_id, current_user.id):
-        return  # coalesced with a notice of the last NOTICE_INTERVAL seconds
-    notice = {"room": room_id, "kind": kind, "username": current_user.username}
-    emit("notice", notice, to=room_key(room_id), include_self=False)
+    notices.announce(room_id, current_user.id, current_user.username, kind, room_key(room_id))
 
 
 @socketio.on("connect")
