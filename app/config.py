@@ -141,6 +141,10 @@ class Settings:
     history_on_join: int = 50
     since_cap: int = 500
     history_page_max: int = 100
+    # bytes of messages (UTF-8 JSON) in one join ack, history page or room page
+    reply_max_bytes: int = 256 * 1024
+    # seconds during which one user's join/leave notices in one room are coalesced
+    notice_interval: int = 5
     # "gevent" when the process was monkey-patched, "threading" otherwise (tests)
     async_mode: str = ""
     log_json: bool = False
@@ -183,6 +187,8 @@ class Settings:
             password_hash_threads=_int_env("PASSWORD_HASH_THREADS", 2, 0, 64),
             history_on_join=_int_env("HISTORY_ON_JOIN", 50, 1, 500),
             since_cap=_int_env("SINCE_CAP", 500, 10, 10_000),
+            reply_max_bytes=_int_env("REPLY_MAX_BYTES", 256 * 1024, 16 * 1024, 64 * 1024 * 1024),
+            notice_interval=_int_env("NOTICE_INTERVAL", 5, 0, 3600),
             forwarded_hops=_int_env("FORWARDED_HOPS", 0, 0, 5),
             log_json=os.environ.get("LOG_FORMAT", "json" if env == "production" else "text")
             == "json",

@@ -12,7 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 # realtime registers its Socket.IO handlers on import: that must happen before
 # socketio.init_app(), which hands the registered handlers to each new server
-from app import accounts, i18n, ops, realtime, rooms  # noqa: F401
+from app import accounts, codec, i18n, ops, realtime, rooms  # noqa: F401
 from app.accounts.service import load_session_user
 from app.config import Settings
 from app.db import (
@@ -26,7 +26,7 @@ from app.extensions import csrf, db, login_manager, migrate, socketio
 from app.limits import Limiter, rules_from
 from app.logs import configure_logging
 from app.offload import CpuPool
-from app.realtime import connections
+from app.realtime import connections, transport
 from app.security import install_security_headers, origin_checker
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     configure_logging(settings)
 
     app = Flask(__name__, instance_path=str(settings.instance_path))
+    app.json = codec.JSONProvider(app)
     app.config.update(
         SECRET_KEY=settings.secret_key,
         CHAT=settings,
@@ -80,9 +81,12 @@ def create_app(settings: Settings | None = None) -> Flask:
         # below, has applied X-Forwarded-* by then), plus ALLOWED_ORIGINS
         cors_allowed_origins=origin_checker(settings.allowed_origins),
         logger=False,
-        engineio_logger=False,
+        engineio_logger=transport.engineio_logger(),
+        # UTF-8 in packets and in the Redis queue's payloads (its manager uses the same codec)
+        json=codec,
     )
     connections.registry.init_app(app)
+    transport.install(socketio.server)
 
     app.register_blueprint(accounts.bp)
     app.register_blueprint(rooms.bp)

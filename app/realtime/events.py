@@ -19,7 +19,7 @@ from flask_socketio import ConnectionRefusedError, emit, join_room, leave_room, 
 from app.errors import ServiceError
 from app.extensions import db, socketio
 from app.limits import enforce
-from app.realtime import connections
+from app.realtime import connections, notices
 from app.rooms import service
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,11 @@ def rate_limited(name: str):
     return decorate
 
 
+def announce(room_id: int, kind: str) -> None:
+    """Tell the room's others this user joined or left, when that is news (realtime/notices.py)."""
+    notices.announce(room_id, current_user.id, current_user.username, kind, room_key(room_id))
+
+
 @socketio.on("connect")
 def on_connect(auth=None):
     """Only logged-in users may connect (the session cookie); the Origin is checked by Engine.IO.
@@ -136,8 +141,7 @@ def on_disconnect(reason=None):
         return
     for key in rooms():
         if key.startswith("chat:"):
-            notice = {"room": int(key[5:]), "kind": "leave", "username": conn.username}
-            emit("notice", notice, to=key, include_self=False)
+            notices.announce(int(key[5:]), conn.user_id, conn.username, "leave", key)
 
 
 @socketio.on("join")
@@ -161,12 +165,16 @@ def on_join(data: dict):
     # join before reading so nothing posted in between is missed (it may come twice: dedupe by id)
     join_room(key)
     if since is None:
-        page = service.recent_messages(room_id, settings.history_on_join)
+        page = service.recent_messages(
+            room_id, settings.history_on_join, max_bytes=settings.reply_max_bytes
+        )
     else:
-        page = service.messages_since(room_id, since, settings.since_cap)
+        page = service.messages_since(
+            room_id, since, settings.since_cap, max_bytes=settings.reply_max_bytes
+        )
     if not already_in:
-        notice = {"room": room_id, "kind": "join", "username": current_user.username}
-        emit("notice", notice, to=key, include_self=False)
+        announce(room_id, "join")
+        join_room(notices.presence_key(room_id, current_user.id))
     return {
         "ok": True,
         "room": room_id,
@@ -185,9 +193,8 @@ def on_leave(data: dict):
     key = room_key(room_id)
     if key in rooms():
         leave_room(key)
-        emit(
-            "notice", {"room": room_id, "kind": "leave", "username": current_user.username}, to=key
-        )
+        leave_room(notices.presence_key(room_id, current_user.id))
+        announce(room_id, "leave")
     return {"ok": True}
 
 

@@ -46,25 +46,31 @@ def create_chat():
 def chat_page(chat_id: int):
     """The room with its recent history; the page script joins with `since` the last seq shown."""
     chat = service.get_room(chat_id)
-    page = service.recent_messages(chat.id, current_app.config["CHAT"].history_on_join)
+    settings = current_app.config["CHAT"]
+    page = service.recent_messages(
+        chat.id, settings.history_on_join, max_bytes=settings.reply_max_bytes
+    )
     return render_template(
         "rooms/chat.html",
         chat=chat,
         messages=[m.to_wire() for m in page.messages],
         more=page.more,
-        max_length=current_app.config["CHAT"].message_max_length,
+        max_length=settings.message_max_length,
     )
 
 
 @bp.get("/api/chats/<int(max=2147483647):chat_id>/messages")
 @login_required
 def history(chat_id: int):
-    """One page of scrollback: `before` a seq (newest when absent), `limit` up to 100."""
+    """One page of scrollback: `before` a seq (newest when absent), `limit` up to 100, and at
+    most REPLY_MAX_BYTES of messages; `next_before` continues it."""
     settings = current_app.config["CHAT"]
     before = _int_arg("before", low=1)
     limit = _int_arg("limit", low=1, high=settings.history_page_max)
     chat = service.get_room(chat_id)
-    page = service.history_before(chat.id, before, limit or settings.history_on_join)
+    page = service.history_before(
+        chat.id, before, limit or settings.history_on_join, max_bytes=settings.reply_max_bytes
+    )
     oldest = page.messages[0].seq if page.messages else None
     return jsonify(
         room=chat.id,

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from app import text
+from app.codec import encoded_size
 from app.db import execute_first_write
 from app.errors import InvalidInput, NotFound, ServiceError
 from app.extensions import db
@@ -192,32 +193,57 @@ def post_message(
     return Posted(message, created=True)
 
 
-def recent_messages(room_id: int, limit: int) -> Page:
-    """The newest `limit` messages of a room, oldest first."""
-    return history_before(room_id, None, limit)
+def recent_messages(room_id: int, limit: int, *, max_bytes: int) -> Page:
+    """The newest messages of a room that fit the caps (see `history_before`), oldest first."""
+    return history_before(room_id, None, limit, max_bytes=max_bytes)
 
 
-def history_before(room_id: int, before: int | None, limit: int) -> Page:
-    """Up to `limit` messages with seq < before (all when None), oldest first."""
+def history_before(room_id: int, before: int | None, limit: int, *, max_bytes: int) -> Page:
+    """Messages with seq < before (all when None), oldest first: the newest of them, at most
+    `limit`, and at most `max_bytes` of wire JSON (always one at least).
+
+    `more` is true when older ones were left out; the next page is `before` = the smallest
+    seq of this one, so paging back returns each message exactly once.
+    """
     query = select(Message).where(Message.chat_id == room_id)
     if before is not None:
         query = query.where(Message.seq < before)
-    rows = list(db.session.scalars(query.order_by(Message.seq.desc()).limit(limit + 1)))
-    more = len(rows) > limit
-    return Page(messages=rows[:limit][::-1], more=more)
+    rows, more = _capped(query.order_by(Message.seq.desc()), limit, max_bytes)
+    return Page(messages=rows[::-1], more=more)
 
 
-def messages_since(room_id: int, since: int, limit: int) -> Page:
-    """Messages with seq > since, oldest first, at most `limit` of them."""
-    rows = list(
-        db.session.scalars(
-            select(Message)
-            .where(Message.chat_id == room_id, Message.seq > since)
-            .order_by(Message.seq)
-            .limit(limit + 1)
-        )
-    )
-    return Page(messages=rows[:limit], more=len(rows) > limit)
+def messages_since(room_id: int, since: int, limit: int, *, max_bytes: int) -> Page:
+    """Messages with seq > since, oldest first: at most `limit` of them and at most
+    `max_bytes` of wire JSON (always one at least).
+
+    `more` is true when newer ones were left out; the next page is `since` = the greatest
+    seq of this one, so catching up returns each message exactly once.
+    """
+    query = select(Message).where(Message.chat_id == room_id, Message.seq > since)
+    return Page(*_capped(query.order_by(Message.seq), limit, max_bytes))
+
+
+def _capped(query, limit: int, max_bytes: int) -> tuple[list[Message], bool]:
+    """The leading rows of `query` within both caps, and whether any row was left out.
+
+    Bytes are those of the messages' wire JSON as a list (`codec.encoded_size`), so an
+    answer is at most `max_bytes` plus its small envelope; a single message larger than
+    the cap still goes alone, so paging always moves on. Rows are read in batches and the
+    reading stops at the cap: a room of large messages is not loaded whole to be cut.
+    """
+    kept: list[Message] = []
+    used = 2  # the brackets of the list
+    result = db.session.scalars(query.limit(limit + 1).execution_options(yield_per=64))
+    try:
+        for row in result:
+            size = encoded_size(row.to_wire()) + 1  # and its comma
+            if len(kept) == limit or (kept and used + size > max_bytes):
+                return kept, True
+            kept.append(row)
+            used += size
+        return kept, False
+    finally:
+        result.close()
 
 
 def _find_by_client_id(user_id: int, room_id: int, client_id: str) -> Message | None:

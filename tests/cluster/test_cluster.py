@@ -188,3 +188,64 @@ def test_workers_log_json_lines_with_their_id(cluster):
         return seen
 
     wait_until(lambda: logged() == names, 10, "a JSON log line from every worker")
+
+
+def test_redis_carries_broadcasts_as_utf8(cluster):
+    users = make_users(cluster.url, 2, "utf8")
+    room = users[0].create_room(f"utf8-{uuid.uuid4().hex[:6]}")
+    pubsub = redis.Redis.from_url(cluster.state["redis_url"]).pubsub()
+    pubsub.subscribe(SOCKETIO_CHANNEL)
+    sender, receiver = users[0].socket(), users[1].socket()
+    text = "😀 São Paulo שלום"
+    try:
+        sender.join(room)
+        receiver.join(room)
+        assert sender.send(room, text)["ok"]
+        receiver.wait_for_seq(room, 1)
+        assert receiver.received[0]["message"] == text
+
+        def published():
+            message = pubsub.get_message(timeout=0.2)
+            while message is not None:
+                if message["type"] == "message" and b'"message"' in message["data"]:
+                    return message["data"]
+                message = pubsub.get_message(timeout=0.2)
+            return None
+
+        payload = wait_until(published, 10, "the broadcast on the Redis channel")
+        assert text.encode() in payload and b"\\u" not in payload
+    finally:
+        pubsub.close()
+        sender.close()
+        receiver.close()
+
+
+def test_a_storm_of_one_users_joins_on_every_worker_makes_one_notice(cluster):
+    users = make_users(cluster.url, 3, "notice")
+    alice, bob, carol = users
+    room = alice.create_room(f"notice-{uuid.uuid4().hex[:6]}")
+    watcher = bob.socket()
+    watcher.join(room)
+    # alice on every worker (the coalescing is shared through Redis)
+    by_worker = sockets_on_workers([alice], room, wanted=3)
+    sockets = list(by_worker.values())
+    marker = carol.socket()
+    try:
+        assert len(by_worker) >= 2, sorted(by_worker)
+        for _ in range(3):
+            for sock in sockets:
+                assert sock.call("leave", {"room": room}) == {"ok": True}
+            for sock in sockets:
+                sock.join(room)
+        marker.join(room)
+        watcher.wait_until(
+            lambda: any(n["username"] == carol.username for n in watcher.notices),
+            10,
+            "carol's join notice",
+        )
+        from_alice = [n for n in watcher.notices if n["username"] == alice.username]
+        # one per NOTICE_INTERVAL (5 s) on all workers together; a slow run may see a second
+        assert 1 <= len(from_alice) <= 2, from_alice
+    finally:
+        for sock in [watcher, marker, *sockets]:
+            sock.close()

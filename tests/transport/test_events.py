@@ -22,6 +22,13 @@ def payload(args):
 
 
 @pytest.fixture
+def settings(settings):
+    # every notice here, however close together (their coalescing: test_notices.py)
+    settings.notice_interval = 0
+    return settings
+
+
+@pytest.fixture
 def room(accounts):
     alice = accounts.logged_in_client("alice")
     return alice, accounts.create_room(alice, "general")

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from sqlalchemy import func, select
 
@@ -8,6 +10,7 @@ from app.models import Chat, Message
 from app.rooms import service
 
 LIMIT = 4000
+MAX_BYTES = 256 * 1024
 
 
 @pytest.fixture
@@ -85,7 +88,7 @@ def test_history_pages_walk_back_without_gaps_or_repeats(alice, room):
         service.post_message(alice, room.id, f"m{i}", max_length=LIMIT)
     seen, before = [], None
     while True:
-        page = service.history_before(room.id, before, 5)
+        page = service.history_before(room.id, before, 5, max_bytes=MAX_BYTES)
         seen = [m.seq for m in page.messages] + seen
         if not page.more:
             break
@@ -96,12 +99,80 @@ def test_history_pages_walk_back_without_gaps_or_repeats(alice, room):
 def test_messages_since_is_capped_and_says_so(alice, room):
     for i in range(7):
         service.post_message(alice, room.id, f"m{i}", max_length=LIMIT)
-    page = service.messages_since(room.id, 2, 3)
+    page = service.messages_since(room.id, 2, 3, max_bytes=MAX_BYTES)
     assert [m.seq for m in page.messages] == [3, 4, 5]
     assert page.more
-    rest = service.messages_since(room.id, 5, 3)
+    rest = service.messages_since(room.id, 5, 3, max_bytes=MAX_BYTES)
     assert [m.seq for m in rest.messages] == [6, 7]
     assert not rest.more
+
+
+def wire_bytes(messages) -> int:
+    return len(
+        json.dumps(
+            [m.to_wire() for m in messages], separators=(",", ":"), ensure_ascii=False
+        ).encode()
+    )
+
+
+# 1,000 four-byte characters: 4,000 bytes of UTF-8 each, about 4.2 KB of wire JSON
+BIG = "\U0001f600" * 1000
+
+
+@pytest.fixture
+def big_room(alice, room):
+    for i in range(30):
+        service.post_message(alice, room.id, f"{i} {BIG}", max_length=LIMIT)
+    return room
+
+
+def test_catch_up_is_capped_by_bytes_and_pages_through_every_message_once(big_room):
+    seen, since, pages = [], 0, 0
+    while True:
+        page = service.messages_since(big_room.id, since, 500, max_bytes=20_000)
+        assert 1 <= len(page.messages) < 30
+        assert wire_bytes(page.messages) <= 20_000
+        seen += [m.seq for m in page.messages]
+        pages += 1
+        if not page.more:
+            break
+        since = page.messages[-1].seq
+    assert seen == list(range(1, 31))
+    assert pages >= 30 * 4_200 // 20_000
+
+
+def test_history_is_capped_by_bytes_and_pages_back_through_every_message_once(big_room):
+    seen, before = [], None
+    while True:
+        page = service.history_before(big_room.id, before, 100, max_bytes=20_000)
+        assert len(page.messages) >= 1 and wire_bytes(page.messages) <= 20_000
+        seen = [m.seq for m in page.messages] + seen
+        if not page.more:
+            break
+        before = page.messages[0].seq
+    assert seen == list(range(1, 31))
+
+
+def test_the_newest_messages_fit_the_byte_cap_and_say_more(big_room):
+    page = service.recent_messages(big_room.id, 50, max_bytes=20_000)
+    assert page.more
+    assert [m.seq for m in page.messages] == list(range(31 - len(page.messages), 31))
+    assert wire_bytes(page.messages) <= 20_000
+
+
+def test_a_message_larger_than_the_byte_cap_still_goes_alone(big_room):
+    for page in (
+        service.messages_since(big_room.id, 0, 500, max_bytes=1_000),
+        service.history_before(big_room.id, None, 500, max_bytes=1_000),
+    ):
+        assert len(page.messages) == 1 and page.more
+
+
+def test_the_count_cap_still_applies_under_the_byte_cap(big_room):
+    page = service.messages_since(big_room.id, 0, 3, max_bytes=10**7)
+    assert [m.seq for m in page.messages] == [1, 2, 3] and page.more
+    page = service.messages_since(big_room.id, 27, 3, max_bytes=10**7)
+    assert [m.seq for m in page.messages] == [28, 29, 30] and not page.more
 
 
 @pytest.mark.parametrize("name", ["", "   ", "x" * 81])
