@@ -32,6 +32,7 @@ from flask import current_app
 from flask_babel import ngettext
 
 from app.errors import RateLimited
+from app.redis_client import app_redis
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +169,7 @@ class RedisStore:
     def __init__(self, url: str, prefix: str = "flask-chat:rl:"):
         self.prefix = prefix
         # short timeouts: a Redis that hangs must not hang the chat (see the module docstring)
-        self.client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self.client = app_redis(url)
         self.script = self.client.register_script(_GCRA_LUA)
 
     def check(self, slots: list[Slot]) -> Decision:

@@ -8,6 +8,7 @@ from flask import Blueprint, current_app
 from sqlalchemy import text
 
 from app.extensions import db
+from app.redis_client import app_redis
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ops", __name__)
@@ -45,11 +46,5 @@ def readyz():
 
 
 def _redis_client(url: str):
-    client = current_app.extensions.get("flask_chat_redis")
-    if client is None:
-        import redis
-
-        # short timeouts: a readiness probe must answer quickly even when Redis hangs
-        client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-        current_app.extensions["flask_chat_redis"] = client
-    return client
+    # short timeouts: a readiness probe must answer quickly even when Redis hangs
+    return app_redis(url)

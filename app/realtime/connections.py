@@ -49,6 +49,8 @@ from dataclasses import dataclass
 
 from flask import Flask
 
+from app.redis_client import app_redis
+
 log = logging.getLogger(__name__)
 
 HEARTBEAT = 2.0  # seconds between two refreshes of this worker's index entries
@@ -138,11 +140,7 @@ class ConnectionRegistry:
         self.redis = None
         self._register_script = None
         if settings.redis_url:
-            import redis
-
-            self.redis = redis.Redis.from_url(
-                settings.redis_url, socket_timeout=1, socket_connect_timeout=1
-            )
+            self.redis = app_redis(settings.redis_url)
             self._register_script = self.redis.register_script(_REGISTER_SCRIPT)
         app.extensions["connection_registry"] = self
         if settings.async_mode == "gevent" and not settings.testing:

@@ -25,6 +25,7 @@ import time
 from flask import current_app, request
 
 from app.extensions import socketio
+from app.redis_client import app_redis
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +93,7 @@ class NoticeGate:
         self.interval = interval
         self._redis = None
         if redis_url and interval:
-            import redis
-
-            self._redis = redis.Redis.from_url(
-                redis_url, socket_timeout=1, socket_connect_timeout=1
-            )
+            self._redis = app_redis(redis_url)
         self._until: dict[str, float] = {}
         self._last: dict[str, str] = {}
         self._pending: set[str] = set()

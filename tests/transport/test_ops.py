@@ -18,9 +18,6 @@ def app_with(settings):
     finally:
         with app.app_context():
             db.engine.dispose()
-        redis_client = app.extensions.get("flask_chat_redis")
-        if redis_client is not None:
-            redis_client.close()
 
 
 def test_healthz_names_the_worker(client):
@@ -41,7 +38,6 @@ def test_readyz_is_503_with_the_reason_when_redis_is_unreachable(app):
     # set after create_app: a message queue would stay on the shared socketio object
     app.config["CHAT"].redis_url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens
     response = app.test_client().get("/readyz")
-    app.extensions.pop("flask_chat_redis").close()
     assert response.status_code == 503
     body = response.get_json()
     assert body["ok"] is False and body["error"] == "not_ready"
