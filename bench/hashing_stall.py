@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 sys.path.insert(0, str(ROOT / "tests"))
 
-from livechat import ChatUser, ServerProcess, free_port  # noqa: E402
+from livechat import ChatUser, start_serve  # noqa: E402
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -52,22 +52,8 @@ def probe(base: str, stop: threading.Event, samples: list[float], interval: floa
 def one_run(threads: int, users: int, concurrency: int) -> dict:
     OUT.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="hashing-", dir=OUT))
-    port = free_port()
-    server = ServerProcess(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        env={
-            "FLASK_CHAT_INSTANCE": str(workdir / "instance"),
-            "SECRET_KEY": "",
-            "DATABASE_URL": "",
-            "REDIS_URL": "",
-            "RATE_LIMITS": "off",
-            "PASSWORD_HASH_THREADS": str(threads),
-        },
-        log_path=workdir / "serve.log",
-    )
-    base = f"http://127.0.0.1:{port}"
+    server, base = start_serve(workdir, RATE_LIMITS="off", PASSWORD_HASH_THREADS=str(threads))
     try:
-        server.wait_healthy(base + "/healthz")
         ChatUser(base, f"warm-{uuid.uuid4().hex[:8]}").signup().login()
         idle: list[float] = []
         stop = threading.Event()

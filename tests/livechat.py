@@ -9,6 +9,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -78,6 +79,39 @@ class ServerProcess:
                 self.proc.kill()
                 self.proc.wait()
         self._log.close()
+
+
+EMBEDDED_ENV = {
+    "SECRET_KEY": "",
+    "DATABASE_URL": "",
+    "REDIS_URL": "",
+    "FLASK_CHAT_ENV": "development",
+}
+
+
+def embedded_env(tmp: Path, **env: str) -> dict[str, str]:
+    """The environment of the embedded default in `tmp`, whatever the caller's shell has set."""
+    return {"FLASK_CHAT_INSTANCE": str(tmp / "instance"), **EMBEDDED_ENV, **env}
+
+
+def start_serve(tmp: Path, **env: str) -> tuple[ServerProcess, str]:
+    """`flask-chat serve` (one process, SQLite in `tmp`) on a free port, healthy; and its URL.
+
+    `env` adds or overrides settings (e.g. `RATE_LIMITS="off"`). The log is `tmp/serve.log`.
+    """
+    port = free_port()
+    server = ServerProcess(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        env=embedded_env(tmp, **env),
+        log_path=tmp / "serve.log",
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        server.wait_healthy(base + "/healthz")
+    except BaseException:
+        server.stop()
+        raise
+    return server, base
 
 
 class ChatUser:

@@ -6,38 +6,23 @@ client makes up do not count: nothing in front of this process is trusted to set
 
 from __future__ import annotations
 
-import sys
 import uuid
 
 import pytest
 import requests
 import socketio
 
-from livechat import ChatUser, ServerProcess, free_port
+from livechat import ChatUser, start_serve
 
 LISTED = "https://chat.example.com"
 
 
 @pytest.fixture(scope="module")
 def direct(tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("origins")
-    port = free_port()
-    server = ServerProcess(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        env={
-            "FLASK_CHAT_INSTANCE": str(tmp_path / "instance"),
-            "SECRET_KEY": "",
-            "DATABASE_URL": "",
-            "REDIS_URL": "",
-            "FLASK_CHAT_ENV": "development",
-            "FORWARDED_HOPS": "0",
-            "ALLOWED_ORIGINS": LISTED,
-        },
-        log_path=tmp_path / "serve.log",
+    server, base = start_serve(
+        tmp_path_factory.mktemp("origins"), FORWARDED_HOPS="0", ALLOWED_ORIGINS=LISTED
     )
-    base = f"http://127.0.0.1:{port}"
     try:
-        server.wait_healthy(base + "/healthz")
         yield base
     finally:
         server.stop()

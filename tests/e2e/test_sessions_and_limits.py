@@ -7,7 +7,6 @@ connect timeout, or a short absolute session lifetime.
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 import uuid
@@ -15,39 +14,19 @@ import uuid
 import pytest
 import requests
 
-from livechat import ChatUser, ServerProcess, connect_refusal, free_port, wait_until
+from livechat import ChatUser, connect_refusal, start_serve, wait_until
 
 PASSWORD = "correct horse battery"
 
 
-def start_serve(tmp_path_factory, name: str, **env: str):
-    tmp = tmp_path_factory.mktemp(name)
-    port = free_port()
-    server = ServerProcess(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        env={
-            "FLASK_CHAT_INSTANCE": str(tmp / "instance"),
-            "SECRET_KEY": "",
-            "DATABASE_URL": "",
-            "REDIS_URL": "",
-            "FLASK_CHAT_ENV": "development",
-            **env,
-        },
-        log_path=tmp / "serve.log",
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        server.wait_healthy(base + "/healthz")
-    except Exception:
-        server.stop()
-        raise
-    return server, base
+def serve_with(tmp_path_factory, name: str, **env: str):
+    return start_serve(tmp_path_factory.mktemp(name), **env)
 
 
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory):
     """`serve` with 3 sockets per user, 5 per address, 2 s to complete the CONNECT."""
-    server, base = start_serve(
+    server, base = serve_with(
         tmp_path_factory,
         "limited",
         SOCKETS_PER_USER="3",
@@ -62,7 +41,7 @@ def limited(tmp_path_factory):
 @pytest.fixture(scope="module")
 def idle_short(tmp_path_factory):
     """`serve` whose login sessions end after 3 s without use."""
-    server, base = start_serve(tmp_path_factory, "idle", SESSION_IDLE_TIMEOUT="3s")
+    server, base = serve_with(tmp_path_factory, "idle", SESSION_IDLE_TIMEOUT="3s")
     yield base
     server.stop()
 
@@ -70,7 +49,7 @@ def idle_short(tmp_path_factory):
 @pytest.fixture(scope="module")
 def short_lived(tmp_path_factory):
     """`serve` whose login sessions end 6 s after the login."""
-    server, base = start_serve(tmp_path_factory, "short", SESSION_MAX_AGE="6s")
+    server, base = serve_with(tmp_path_factory, "short", SESSION_MAX_AGE="6s")
     yield base
     server.stop()
 

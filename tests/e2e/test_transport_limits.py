@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import websocket
 
-from livechat import ROOT, ChatUser, ServerProcess, free_port
+from livechat import ROOT, ChatUser, ServerProcess, embedded_env, free_port, start_serve
 
 CAP = 64 * 1024
 # a message of 4,000 four-byte characters (the default MESSAGE_MAX_LENGTH)
@@ -26,24 +26,16 @@ MIXED = "açaí, São Paulo · שלום עולם · مرحبا · 👍🏽 🇧�
 
 def start(tmp: Path, kind: str, env: dict[str, str]) -> tuple[str, ServerProcess]:
     """`flask-chat serve`, or one gunicorn gevent worker as the cluster runs it, on SQLite."""
-    port = free_port()
-    env = {
-        "FLASK_CHAT_INSTANCE": str(tmp / "instance"),
-        "SECRET_KEY": "",
-        "DATABASE_URL": "",
-        "REDIS_URL": "",
-        "FLASK_CHAT_ENV": "development",
-        "LOG_FORMAT": "text",
-        **env,
-    }
+    env = {"LOG_FORMAT": "text", **env}
     if kind == "serve":
-        args = [sys.executable, "-m", "app.cli", "serve", "--port", str(port)]
-    else:
-        migrate = [sys.executable, "-m", "app.cli", "migrate"]
-        subprocess.run(migrate, env={**os.environ, **env}, check=True, timeout=60)
-        env["GUNICORN_BIND"] = f"127.0.0.1:{port}"
-        conf = str(ROOT / "deploy" / "gunicorn.conf.py")
-        args = [sys.executable, "-m", "gunicorn", "-c", conf, "app.wsgi:app"]
+        server, base = start_serve(tmp, **env)
+        return base, server
+    port = free_port()
+    env = embedded_env(tmp, GUNICORN_BIND=f"127.0.0.1:{port}", **env)
+    migrate = [sys.executable, "-m", "app.cli", "migrate"]
+    subprocess.run(migrate, env={**os.environ, **env}, check=True, timeout=60)
+    conf = str(ROOT / "deploy" / "gunicorn.conf.py")
+    args = [sys.executable, "-m", "gunicorn", "-c", conf, "app.wsgi:app"]
     server = ServerProcess(args, env=env, log_path=tmp / f"{kind}.log")
     base = f"http://127.0.0.1:{port}"
     try:
