@@ -49,7 +49,9 @@ def start(tmp: Path, kind: str, env: dict[str, str]) -> tuple[str, ServerProcess
 @pytest.fixture(scope="module")
 def capped(tmp_path_factory):
     """`flask-chat serve` with REPLY_MAX_BYTES of 64 KiB and the default notice interval."""
-    base, server = start(tmp_path_factory.mktemp("capped"), "serve", {"REPLY_MAX_BYTES": str(CAP)})
+    # 4,000 four-byte characters are 16,000 bytes: above the default MESSAGE_MAX_BYTES
+    env = {"REPLY_MAX_BYTES": str(CAP), "MESSAGE_MAX_BYTES": "16000"}
+    base, server = start(tmp_path_factory.mktemp("capped"), "serve", env)
     yield base, server
     server.stop()
 
@@ -364,7 +366,11 @@ def uncapped(request, tmp_path_factory):
     base, server = start(
         tmp_path_factory.mktemp(f"uncapped-{request.param}"),
         request.param,
-        {"REPLY_MAX_BYTES": str(16 * 1024 * 1024), "MESSAGE_MAX_LENGTH": "100000"},
+        {
+            "REPLY_MAX_BYTES": str(16 * 1024 * 1024),
+            "MESSAGE_MAX_LENGTH": "100000",
+            "MESSAGE_MAX_BYTES": "100000",
+        },
     )
     yield base
     server.stop()
