@@ -172,7 +172,10 @@ def _account_page(errors: dict[str, str], status: int = 200):
 
 
 def _log_in(user) -> None:
-    # a fresh session at login: nothing from before it (fixation) survives
+    # a fresh session at login: nothing from before it (fixation) survives, and a login
+    # session this browser already had ends, with its sockets, rather than living on unseen
+    if current_user.is_authenticated:
+        service.end_session(current_user.get_id())
     session.clear()
     service.start_session(user, request.headers.get("User-Agent", ""))
     login_user(user)

@@ -127,6 +127,33 @@ def test_login_starts_a_fresh_session(app, accounts):
         assert "planted" not in sess
 
 
+@pytest.mark.parametrize("again", ["login", "signup"])
+def test_a_new_login_in_the_same_browser_ends_the_session_it_had(app, accounts, again):
+    client = accounts.logged_in_client()
+    before = client.get_cookie("session").value
+    csrf = accounts.csrf(client, "/dashboard")
+    if again == "login":
+        form = {"csrf_token": csrf, "username": "alice", "password": "correct horse"}
+        response = client.post("/login", data=form)
+    else:
+        form = {
+            "csrf_token": csrf,
+            "username": "bob",
+            "password": "correct horse",
+            "email": "bob@example.com",
+            "idade": "30",
+        }
+        response = client.post("/criar_conta_db", data=form)
+    assert response.status_code == 303
+    assert client.get("/dashboard").status_code == 200
+    # the cookie of the session before is worthless: one browser, one live login session
+    replay = app.test_client()
+    replay.set_cookie("session", before)
+    assert replay.get("/dashboard").status_code == 302
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(LoginSession)) == 1
+
+
 def test_logout_ends_the_session_on_the_server(app, accounts):
     client = accounts.logged_in_client()
     stolen_cookie = client.get_cookie("session").value
