@@ -77,7 +77,8 @@ class RedisQueue(RedisManager):
 
     def _publish(self, data) -> None:
         payload = self.json.dumps(data)
-        outbox = self._outbox or self._start_publisher()
+        # not `or`: an empty gevent queue is falsy
+        outbox = self._outbox if self._outbox is not None else self._start_publisher()
         if outbox.qsize() >= MAX_QUEUED:
             self._dropped(1, "the outbox is full (Redis does not keep up)")
             return
