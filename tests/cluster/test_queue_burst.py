@@ -146,3 +146,4 @@ def test_a_burst_on_one_worker_loses_no_broadcast_on_any_worker(two_workers):
         burst_done.set()
         for sock in [*readers.values(), steady, *bursters]:
             sock.close()
+        queue_redis.close()

@@ -7,6 +7,7 @@ an outage dropped and logged once, then recovered.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 
@@ -36,10 +37,16 @@ def queue_for(url: str) -> RedisQueue:
     return queue
 
 
+@contextlib.contextmanager
 def subscriber(server: RedisServer):
-    pubsub = server.client().pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(CHANNEL)
-    return pubsub
+    with server.client() as client, client.pubsub(ignore_subscribe_messages=True) as pubsub:
+        pubsub.subscribe(CHANNEL)
+        yield pubsub
+
+
+def connections_received(server: RedisServer) -> int:
+    with server.client() as client:
+        return client.info("stats")["total_connections_received"]
 
 
 def received(pubsub, count: int) -> list[dict]:
@@ -55,8 +62,6 @@ def received(pubsub, count: int) -> list[dict]:
 
 def test_concurrent_publishes_share_one_connection_and_keep_their_order(redis_server):
     queue = queue_for(redis_server.url)
-    pubsub = subscriber(redis_server)
-    connections_before = redis_server.client().info("stats")["total_connections_received"]
     start = threading.Barrier(50)
 
     def publish_in_order(sender: int) -> None:
@@ -64,20 +69,21 @@ def test_concurrent_publishes_share_one_connection_and_keep_their_order(redis_se
         for n in range(20):
             queue._publish({"method": "emit", "sender": sender, "n": n, "text": "é🙂"})
 
-    threads = [threading.Thread(target=publish_in_order, args=(i,)) for i in range(50)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    got = received(pubsub, 1000)
+    with subscriber(redis_server) as pubsub:
+        connections_before = connections_received(redis_server)
+        threads = [threading.Thread(target=publish_in_order, args=(i,)) for i in range(50)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        got = received(pubsub, 1000)
 
     assert len(got) == 1000
     for sender in range(50):
         assert [m["n"] for m in got if m["sender"] == sender] == list(range(20))
     assert got[0]["text"] == "é🙂"
     # 50 callers at once, one publisher connection (the stock manager opens one per caller)
-    opened = redis_server.client().info("stats")["total_connections_received"]
-    assert opened - connections_before <= 2  # the publisher's, and info()'s own
+    assert connections_received(redis_server) - connections_before <= 2  # and info()'s own
 
 
 def test_an_outage_is_dropped_and_logged_once_then_publishing_resumes(tmp_path, caplog):
@@ -94,9 +100,9 @@ def test_an_outage_is_dropped_and_logged_once_then_publishing_resumes(tmp_path, 
         assert errors[0].startswith("Redis message queue: cannot publish (ConnectionError")
 
         server.start()
-        pubsub = subscriber(server)
-        queue._publish({"method": "emit", "n": "after"})
-        assert [m["n"] for m in received(pubsub, 1)] == ["after"]
+        with subscriber(server) as pubsub:
+            queue._publish({"method": "emit", "n": "after"})
+            assert [m["n"] for m in received(pubsub, 1)] == ["after"]
         wait_until(
             lambda: any("publishing again; 5 messages were dropped" in r.getMessage()
                         for r in caplog.records),
