@@ -27,6 +27,7 @@ from app.limits import Limiter, rules_from
 from app.logs import configure_logging
 from app.offload import CpuPool
 from app.realtime import connections, transport
+from app.realtime.queue import RedisQueue
 from app.security import install_security_headers, origin_checker
 
 log = logging.getLogger(__name__)
@@ -70,13 +71,18 @@ def create_app(settings: Settings | None = None) -> Flask:
     csrf.init_app(app)
     i18n.init_app(app)
     login_manager.init_app(app)
-    # init_app merges its options into the previous app's: start clean, or a message queue
+    # init_app merges its options into the previous app's: start clean, or the message queue
     # (client_manager) of an earlier app in this process would stay
     socketio.server_options.clear()
+    queue_options = {}
+    if settings.redis_url:
+        # our Redis manager, not the one Flask-SocketIO would make from message_queue=:
+        # one ordered publisher connection, a listener nothing else disconnects
+        queue_options["client_manager"] = RedisQueue(settings.redis_url)
     socketio.init_app(
         app,
         async_mode=settings.async_mode,
-        message_queue=settings.redis_url or None,
+        **queue_options,
         # the same origin as the app trusts it (ProxyFix, wrapped around this middleware
         # below, has applied X-Forwarded-* by then), plus ALLOWED_ORIGINS
         cors_allowed_origins=origin_checker(settings.allowed_origins),
