@@ -421,6 +421,7 @@ class Loop:
         due = next_timer() if next_timer else None
         by_fd, poll, now, sleep = self.by_fd, self.epoll.poll, time.monotonic, time.sleep
         pollout = select.EPOLLOUT
+        unpack_timespec = _TIMESPEC.unpack_from
         while True:  # bounded by `until`
             t = now()
             while due is not None and t >= due:
@@ -448,7 +449,11 @@ class Loop:
                 if not data:
                     lean._lost()
                     continue
-                lean.received_ns = _received_ns(ancillary)
+                if ancillary and ancillary[0][1] == SO_TIMESTAMPNS:
+                    sec, nsec = unpack_timespec(ancillary[0][2])
+                    lean.received_ns = sec * 1_000_000_000 + nsec
+                else:
+                    lean.received_ns = _received_ns(ancillary)
                 # the common case, one whole text frame of < 64 KiB: no parsing loop
                 if (
                     not lean._buf
