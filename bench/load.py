@@ -582,7 +582,9 @@ def row(s: dict) -> list[str]:
     return [
         s["side"],
         str(s["delivered_per_s"]),
-        f"{s['lost']} / {s['duplicated']}",
+        f"{s['lost']} / {s['duplicated']}"
+        + (f" ({sum(s['send_errors'].values())} send errors)" if s["send_errors"] else "")
+        + (f" ({s['closed_early']} closed)" if s["closed_early"] else ""),
         f"{lat['p50']}",
         f"{lat['p95']}",
         f"{lat['p99']}",
