@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from leanio import LeanSocket, Loop  # noqa: E402
+from leanio import READ_SIZE, LeanSocket, Loop  # noqa: E402
 
 
 def play_server(clients: int, rate: int, duration: float, port_box) -> None:
@@ -77,7 +77,7 @@ def one_side(side: str, args) -> dict:
         while time.monotonic() < until:  # bounded
             for fd, _ in epoll.poll(0.05):
                 reads += 1
-                frames[0] += by_fd[fd].recv(262144).count(b"\x81\x7e")
+                frames[0] += by_fd[fd].recv(READ_SIZE).count(b"\x81\x7e")
     else:
         loop = Loop()
         for s in socks:
