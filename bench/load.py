@@ -1,26 +1,36 @@
 """Load test: many Socket.IO clients in rooms, through nginx, against a real local cluster.
 
     python bench/load.py --clients 200 --rooms 10 --rate 1 --duration 30
+    python bench/load.py --clients 200 --rooms 10 --rate 1 --duration 23 --compare bare --runs 3
 
 It starts `flask-chat cluster` (3 workers, nginx, a private Redis, a fresh SQLite database
 in bench/out/, every message stored, RATE_LIMITS=off), signs users up through the real
-forms, connects the clients (async python-socketio over aiohttp WebSocket, offering
-permessage-deflate as browsers do) spread over the rooms, has each send at a fixed rate,
-and reports delivered messages per second, end-to-end latency (send to receipt, every
-receiver) p50/p95/p99, lost and duplicated deliveries, and the CPU each process used (the
-load generator's too).
+forms, connects the clients (bench/leanio.py: a hand-written Socket.IO client over raw
+WebSocket frames, with the session cookie and the site's Origin on the handshake) spread
+over the rooms, has each send at a fixed rate, and reports delivered messages per second,
+end-to-end latency (send to receipt, every receiver) p50/p95/p99/max, lost and duplicated
+deliveries, the CPU of every serving process as **server µs per delivery**, and the load
+generator's own CPU per delivery.
+
+`--compare bare` also starts bench/bare_server.py (a bare Flask-SocketIO broadcast server,
+2 processes + its own Redis) after each cluster run and drives it with the same generator,
+so every figure comes with its ratio to the bare reference, taken side by side.
+
+The measured window is from the end of the warm-up to the end of sending: server and
+generator CPU are read at its two ends, and divided by the deliveries received inside it.
 JSON goes to bench/out/, a table to stdout. 127.0.0.1 only; every loop is bounded.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import heapq
 import json
 import multiprocessing as mp
 import os
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,6 +45,10 @@ OUT = ROOT / "bench" / "out"
 sys.path.insert(0, str(ROOT / "tests"))
 
 from livechat import ChatUser, free_port, wait_until  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+from bare_server import BareServer  # noqa: E402
+from leanio import LeanSocket, Loop  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -120,137 +134,219 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
 
 
+def database_processes(database_url: str) -> dict[str, int]:
+    """PostgreSQL's processes serving this database (its backends and background processes),
+    when it runs on this machine; SQLite runs inside the workers: nothing to add."""
+    if not database_url.startswith("postgresql"):
+        return {}
+    import psycopg
+
+    dsn = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(dsn, connect_timeout=5) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE (datname = current_database() OR datname IS NULL)"
+            " AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return {f"pg{pid}": pid for (pid,) in rows if Path(f"/proc/{pid}").exists()}
+
+
 # -- one load-generating process ---------------------------------------------------------------
 
+# latency histogram: buckets of < 1 % width (HDR-style: 8 significant bits of the µs value)
 
-async def run_clients(spec: dict, control) -> dict:
-    import aiohttp
-    import socketio
 
-    latencies: list[float] = []  # ms, for messages sent after the warm-up
-    ack_latencies: list[float] = []  # ms from send to the sender's ack
-    receipts: Counter = Counter()  # message id -> deliveries seen by this process's clients
-    acks: list[tuple[int, int]] = []  # (message id, room) of every acked send
-    errors: Counter = Counter()
-    clients = []
-    measure_from = [float("inf")]
+def latency_bucket(us: int) -> int:
+    shift = us.bit_length() - 8
+    if shift <= 0:
+        return us
+    return (shift << 8) | (us >> shift)
 
-    def on_message_for(client_index: int):
-        def on_message(data):
-            now = time.time_ns()
-            receipts[data["id"]] += 1
-            _, sent_ns = data["message"].rsplit("|", 1)
-            sent = int(sent_ns)
+
+def bucket_value(bucket: int) -> float:
+    """The middle of a bucket, in µs."""
+    shift, top = bucket >> 8, bucket & 0xFF
+    if shift == 0:
+        return float(top)
+    return (top << shift) + (1 << shift) / 2
+
+
+def _cpu() -> tuple[float, float, float]:
+    """This process's CPU seconds: the exact total, and the user/system split (in ticks)."""
+    times = os.times()
+    return time.process_time(), times.user, times.system
+
+
+def generate(spec: dict, control) -> dict:
+    """Connect this process's clients, send on schedule, count what arrives; one epoll loop."""
+    histogram: dict[int, int] = {}
+    ack_histogram: dict[int, int] = {}
+    seen: list[set[int]] = []  # per client: message ids received
+    duplicates = [0]
+    max_latency_us = [0]
+    received = [0]  # deliveries so far; read at the ends of the measured window
+    measure_from = [1 << 62]  # ns: only messages sent after the warm-up count for latency
+    prefix = b'["message",'
+
+    def receiver(lean: LeanSocket):
+        mine: set[int] = set()
+        seen.append(mine)
+        add = mine.add
+
+        def on_event(payload: bytes) -> None:
+            now = lean.received_ns  # the kernel's receipt time, not when the loop got to it
+            if not payload.startswith(prefix):
+                return  # notices
+            # {"id": 12, "seq": 3, "room": 7, "username": "...", "message": "<ns>|...", ...}
+            i = payload.find(b'"id":', 11) + 5
+            j = payload.find(b",", i)
+            message_id = int(payload[i:j])
+            k = payload.find(b'"', payload.find(b'"message":', j) + 10) + 1
+            sent = int(payload[k : payload.find(b"|", k)])
+            received[0] += 1
+            if message_id in mine:
+                duplicates[0] += 1
+            else:
+                add(message_id)
             if sent >= measure_from[0]:
-                latencies.append((now - sent) / 1e6)
+                us = (now - sent) // 1000
+                b = latency_bucket(us)
+                histogram[b] = histogram.get(b, 0) + 1
+                if us > max_latency_us[0]:
+                    max_latency_us[0] = us
 
-        return on_message
+        return on_event
 
-    connector_limit = len(spec["clients"]) + 10
-    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connector_limit))
+    clients: list[tuple[LeanSocket, int]] = []
+    placement: Counter = Counter()
     try:
-
-        async def connect(index: int, client: dict):
-            sio = socketio.AsyncClient(
-                reconnection=False,
-                http_session=http,
-                request_timeout=30,
-                websocket_extra_options={
-                    "headers": {"Cookie": client["cookie"]},
-                    **({"compress": 15} if spec["offer_deflate"] else {}),
-                },
+        for client in spec["clients"]:
+            lean = LeanSocket()
+            lean.on_event = receiver(lean)
+            lean.connect(
+                client["url"],
+                cookie=client["cookie"],
+                query=f"affinity={uuid.uuid4().hex}",
+                offer_deflate=spec["offer_deflate"],
+                timeout=30,
             )
-            sio.on("message", on_message_for(index))
-            await sio.connect(
-                f"{spec['url']}/?affinity={uuid.uuid4().hex}",
-                transports=["websocket"],
-                wait_timeout=30,
-            )
-            ack = await sio.call("join", {"room": client["room"]}, timeout=30)
+            clients.append((lean, client["room"]))
+            ack = lean.call("join", {"room": client["room"]}, timeout=30)
             if not ack.get("ok"):
                 raise RuntimeError(f"join failed: {ack}")
-            clients.append((sio, client["room"], ack["worker"]))
+            placement[ack["worker"]] += 1
+        loop = Loop()
+        for lean, _ in clients:
+            loop.add(lean)
+        control.send({"ready": True, "workers": dict(placement)})
 
-        # connect in small batches: a burst of hundreds of handshakes is not the test
-        items = list(enumerate(spec["clients"]))
-        for start in range(0, len(items), 20):
-            await asyncio.gather(*(connect(i, c) for i, c in items[start : start + 20]))
-        workers = Counter(w for _, _, w in clients)
-        control.send({"ready": True, "workers": dict(workers)})
-
-        start_at = await asyncio.get_running_loop().run_in_executor(None, control.recv)
-        measure_from[0] = int((start_at + spec["warmup"]) * 1e9)
-        cpu_start = time.process_time()
+        start_at = control.recv()  # wall-clock seconds
+        to_mono = time.monotonic() - time.time()
         rate, duration = spec["rate"], spec["duration"]
-        sends_per_client = int(rate * duration)
-        pending: set[asyncio.Task] = set()
+        measure_from[0] = int((start_at + spec["warmup"]) * 1e9)
+        window = {}
+        acks: list[tuple[int, int]] = []
+        errors: Counter = Counter()
+        outstanding = [0]
 
-        async def send_one(sio, room):
+        def send(lean: LeanSocket, room: int) -> None:
             sent = time.time_ns()
-            payload = f"{uuid.uuid4().hex[:8]}|{sent}"
-            try:
-                ack = await sio.call(
-                    "message",
-                    {"room": room, "message": payload, "client_id": uuid.uuid4().hex},
-                    timeout=15,
-                )
-            except Exception as exc:  # noqa: BLE001 - counted and reported
-                errors[type(exc).__name__] += 1
-                return
-            if ack.get("ok"):
-                acks.append((ack["id"], room))
-                if sent >= measure_from[0]:
-                    ack_latencies.append((time.time_ns() - sent) / 1e6)
-            else:
-                errors[ack.get("error", "unknown")] += 1
+            text = f"{sent}|{uuid.uuid4().hex[:8]}|".ljust(spec["message_bytes"], "x")
 
-        async def client_loop(sio, room):
+            def on_ack(ack) -> None:
+                outstanding[0] -= 1
+                if isinstance(ack, dict) and ack.get("ok"):
+                    acks.append((ack["id"], room))
+                    if sent >= measure_from[0]:
+                        b = latency_bucket((time.time_ns() - sent) // 1000)
+                        ack_histogram[b] = ack_histogram.get(b, 0) + 1
+                else:
+                    errors[ack.get("error", "unknown") if isinstance(ack, dict) else "bad"] += 1
+
+            outstanding[0] += 1
+            lean.emit(
+                "message",
+                {"room": room, "message": text, "client_id": uuid.uuid4().hex},
+                on_ack,
+            )
+
+        # the schedule: every client at `rate`, each with its own phase; the window's ends
+        timers: list[tuple[float, int, int]] = []
+        sends = int(rate * duration)
+        for index in range(len(clients)):
             phase = random.random() / rate
-            for k in range(sends_per_client):  # bounded
-                due = start_at + phase + k / rate
-                delay = due - time.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                task = asyncio.create_task(send_one(sio, room))
-                pending.add(task)
-                task.add_done_callback(pending.discard)
+            for k in range(sends):
+                timers.append((start_at + to_mono + phase + k / rate, 0, index))
+        timers.append((start_at + to_mono + spec["warmup"], 1, 0))
+        timers.append((start_at + to_mono + duration, 2, 0))
+        heapq.heapify(timers)
 
-        await asyncio.gather(*(client_loop(sio, room) for sio, room, _ in clients))
-        if pending:
-            await asyncio.wait(pending, timeout=20)
-        # let the last broadcasts arrive: bounded drain
-        await asyncio.sleep(spec["drain"])
-        cpu_used = time.process_time() - cpu_start
-        wall = time.time() - start_at
-        for sio, _, _ in clients:
-            await sio.disconnect()
+        def next_timer() -> float | None:
+            while timers:
+                due, kind, index = timers[0]
+                if due > time.monotonic():
+                    return due
+                heapq.heappop(timers)
+                if kind == 0:
+                    lean, room = clients[index]
+                    if not lean.closed:
+                        send(lean, room)
+                elif kind == 1:
+                    window["cpu0"], window["n0"] = _cpu(), received[0]
+                else:
+                    window["cpu1"], window["n1"] = _cpu(), received[0]
+            return None
+
+        end = start_at + to_mono + duration
+        loop.run(end + spec["drain"], next_timer, batch=spec["batch_ms"] / 1000)
+        # late acks (a saturated server): wait for them, bounded
+        for _ in range(40):
+            if outstanding[0] <= 0:
+                break
+            loop.run(time.monotonic() + 0.5)
+        closed = sum(1 for lean, _ in clients if lean.closed)
+        polls, reads = loop.polls, loop.reads
     finally:
-        await http.close()
+        for lean, _ in clients:
+            lean.close()
 
-    rooms = Counter(room for _, room, _ in clients)
+    receipts: Counter = Counter()
+    for mine in seen:
+        receipts.update(mine)
+    if outstanding[0] > 0:
+        errors["no_ack"] += outstanding[0]
     return {
-        "latencies": latencies,
-        "ack_latencies": ack_latencies,
+        "histogram": histogram,
+        "ack_histogram": ack_histogram,
+        "max_latency_us": max_latency_us[0],
         "receipts": dict(receipts),
+        "duplicates": duplicates[0],
         "acks": acks,
         "errors": dict(errors),
-        "room_members": dict(rooms),
-        "cpu_seconds": cpu_used,
-        "wall_seconds": wall,
+        "closed_early": closed,
+        "polls": polls,
+        "reads": reads,
+        "room_members": dict(Counter(room for _, room in clients)),
+        "window_deliveries": window.get("n1", 0) - window.get("n0", 0),
+        # (total, user, system) seconds of CPU inside the window
+        "window_cpu_s": [
+            window["cpu1"][i] - window["cpu0"][i] if "cpu1" in window else 0.0 for i in (0, 1, 2)
+        ],
+        "deliveries": received[0],
     }
 
 
 def generator_process(spec: dict, control) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us
     try:
-        result = asyncio.run(run_clients(spec, control))
+        result = generate(spec, control)
     except Exception as exc:  # noqa: BLE001 - reported to the parent
         control.send({"error": f"{type(exc).__name__}: {exc}"})
         return
     control.send(result)
 
 
-# -- the run ---------------------------------------------------------------------------------
+# -- one run -----------------------------------------------------------------------------------
 
 
 def make_users(url: str, count: int) -> list[ChatUser]:
@@ -262,11 +358,18 @@ def make_users(url: str, count: int) -> list[ChatUser]:
     return users
 
 
-def percentile(sorted_values: list[float], p: float) -> float:
-    if not sorted_values:
+def percentile(histogram: dict[int, int], p: float) -> float:
+    """The p-th percentile of a latency histogram, in ms."""
+    total = sum(histogram.values())
+    if not total:
         return float("nan")
-    index = min(len(sorted_values) - 1, max(0, round(p / 100 * len(sorted_values)) - 1))
-    return sorted_values[index]
+    rank = max(1, round(p / 100 * total))
+    seen = 0
+    for bucket in sorted(histogram):
+        seen += histogram[bucket]
+        if seen >= rank:
+            return bucket_value(bucket) / 1000
+    return float("nan")
 
 
 def profile_worker(pid: int, seconds: int, path: Path) -> subprocess.Popen | None:
@@ -282,30 +385,28 @@ def profile_worker(pid: int, seconds: int, path: Path) -> subprocess.Popen | Non
     )
 
 
-def run(args) -> dict:
-    OUT.mkdir(parents=True, exist_ok=True)
-    cluster = ClusterUnderTest(args.workers, args.ws_compression, args.database_url)
-    procs = []
+def group_of(name: str) -> str:
+    """Which part of the server a process is: workers, nginx, redis or database."""
+    if name in ("nginx", "redis"):
+        return name
+    return "database" if name.startswith("pg") else "workers"
+
+
+def drive(args, side: str, clients: list[dict], serving_fn, run_dir: Path) -> dict:
+    """Start the generator processes on `clients`, run the schedule, gather the figures."""
+    procs, controls = [], []
     try:
-        users = make_users(cluster.url, min(args.users, args.clients))
-        rooms = [
-            users[0].create_room(f"bench-{i}-{uuid.uuid4().hex[:6]}") for i in range(args.rooms)
-        ]
-        clients = [
-            {"cookie": users[i % len(users)].cookie_header(), "room": rooms[i % len(rooms)]}
-            for i in range(args.clients)
-        ]
-        controls = []
         for p in range(args.procs):
             parent_end, child_end = mp.Pipe()
             spec = {
-                "url": cluster.url,
                 "clients": clients[p :: args.procs],
                 "rate": args.rate,
                 "duration": args.duration,
                 "warmup": args.warmup,
                 "drain": args.drain,
-                "offer_deflate": not args.no_deflate_offer,
+                "message_bytes": args.message_bytes,
+                "batch_ms": args.batch_ms,
+                "offer_deflate": side == "flask-chat" and not args.no_deflate_offer,
             }
             proc = mp.Process(target=generator_process, args=(spec, child_end), daemon=True)
             proc.start()
@@ -313,36 +414,37 @@ def run(args) -> dict:
             controls.append(parent_end)
         placement: Counter = Counter()
         for control in controls:
-            if not control.poll(120):
+            if not control.poll(180):
                 raise RuntimeError("a load generator did not get its clients connected")
             ready = control.recv()
             if "error" in ready:
                 raise RuntimeError(ready["error"])
             placement.update(ready["workers"])
 
-        serving = cluster.processes()
+        serving = serving_fn()
         start_at = time.time() + 1.0
         for control in controls:
             control.send(start_at)
+        window_start, window_end = start_at + args.warmup, start_at + args.duration
         profiler = None
-        if args.profile:
-            target = serving[args.profile]
-            wait_until(lambda: time.time() >= start_at + args.warmup, 30, "the warm-up")
-            profiler = profile_worker(
-                target, max(1, int(args.duration - args.warmup)), cluster.dir / "profile.txt"
-            )
-        wait_until(lambda: time.time() >= start_at, 10, "the start")
+        if args.profile and side == "flask-chat":
+            wait_until(lambda: time.time() >= window_start, 30, "the warm-up")
+            seconds = max(1, int(window_end - window_start))
+            profiler = profile_worker(serving[args.profile], seconds, run_dir / "profile.txt")
+        wait_until(lambda: time.time() >= window_start, 30, "the warm-up", interval=0.005)
         cpu_before = {name: cpu_seconds(pid) for name, pid in serving.items()}
-        gen_cpu_before = {p.pid: cpu_seconds(p.pid) for p in procs}
+        gen_before = [cpu_seconds(p.pid) for p in procs]
         machine_before = machine_cpu()
-        wait_until(lambda: time.time() >= start_at + args.duration, args.duration + 10, "the end")
+        load_before = os.getloadavg()[0]
+        wait_until(lambda: time.time() >= window_end, args.duration + 10, "the end", interval=0.005)
         cpu_after = {name: cpu_seconds(pid) for name, pid in serving.items()}
-        gen_cpu_after = {p.pid: cpu_seconds(p.pid) for p in procs}
+        gen_after = [cpu_seconds(p.pid) for p in procs]
         machine_after = machine_cpu()
+        load_after = os.getloadavg()[0]
 
         results = []
         for control in controls:
-            if not control.poll(args.duration + 120):
+            if not control.poll(args.duration + args.drain + 60):
                 raise RuntimeError("a load generator did not report")
             result = control.recv()
             if "error" in result:
@@ -352,96 +454,197 @@ def run(args) -> dict:
             profiler.wait(timeout=60)
     finally:
         for proc in procs:
-            proc.join(timeout=5)
+            proc.join(timeout=10)
             if proc.is_alive():
                 proc.kill()
-        cluster.stop()
 
     members: Counter = Counter()
     receipts: Counter = Counter()
+    histogram: Counter = Counter()
+    ack_histogram: Counter = Counter()
     acks: list = []
     errors: Counter = Counter()
-    latencies: list[float] = []
-    ack_latencies: list[float] = []
     for r in results:
-        members.update({int(k): v for k, v in r["room_members"].items()})
-        receipts.update({int(k): v for k, v in r["receipts"].items()})
+        members.update(r["room_members"])
+        receipts.update(r["receipts"])
+        histogram.update(r["histogram"])
+        ack_histogram.update(r["ack_histogram"])
         acks += r["acks"]
         errors.update(r["errors"])
-        latencies += r["latencies"]
-        ack_latencies += r["ack_latencies"]
-    expected = sum(members[room] for _, room in acks)
+    # per message: every member of its room should have it once (per-client repeats are
+    # counted where they arrive, so a repeat and a loss never cancel out)
     lost = sum(max(0, members[room] - receipts.get(mid, 0)) for mid, room in acks)
-    duplicated = sum(max(0, receipts.get(mid, 0) - members[room]) for mid, room in acks)
-    latencies.sort()
-    ack_latencies.sort()
-    span = args.duration
+    duplicated = sum(r["duplicates"] for r in results)
+    window = window_end - window_start
+    in_window = sum(r["window_deliveries"] for r in results)
+    server_cpu = {name: cpu_after[name] - cpu_before[name] for name in serving}
+    groups: Counter = Counter()
+    for name, seconds in server_cpu.items():
+        groups[group_of(name)] += seconds
+    per_delivery = 1e6 / max(1, in_window)
+    gen_window_cpu = sum(r["window_cpu_s"][0] for r in results)
+    gen_user = sum(r["window_cpu_s"][1] for r in results)
+    gen_system = sum(r["window_cpu_s"][2] for r in results)
     busy = machine_after[0] - machine_before[0]
     total = max(1, machine_after[1] - machine_before[1])
-    summary = {
-        "command": " ".join(sys.argv),
-        "clients": args.clients,
-        "rooms": args.rooms,
-        "rate_per_client": args.rate,
-        "duration_s": args.duration,
-        "workers": args.workers,
-        "ws_compression": args.ws_compression,
+    return {
+        "side": side,
         "placement": dict(placement),
         "sent_acked": len(acks),
         "send_errors": dict(errors),
-        "offered_deliveries_per_s": round(args.clients * args.rate * args.clients / args.rooms),
-        "expected_deliveries": expected,
-        "delivered": sum(receipts.values()),
-        "delivered_per_s": round(sum(receipts.values()) / span),
+        "closed_early": sum(r["closed_early"] for r in results),
+        # epoll waits of the generators and the socket reads they led to (whole run)
+        "generator_polls_reads": [
+            sum(r["polls"] for r in results),
+            sum(r["reads"] for r in results),
+        ],
+        "expected_deliveries": sum(members[room] for _, room in acks),
+        "delivered": sum(r["deliveries"] for r in results),
+        "window_s": round(window, 2),
+        "window_deliveries": in_window,
+        "delivered_per_s": round(in_window / window),
         "lost": lost,
         "duplicated": duplicated,
         "latency_ms": {
-            "samples": len(latencies),
-            "p50": round(percentile(latencies, 50), 2),
-            "p95": round(percentile(latencies, 95), 2),
-            "p99": round(percentile(latencies, 99), 2),
-            "max": round(latencies[-1], 2) if latencies else None,
+            "samples": sum(histogram.values()),
+            "p50": round(percentile(histogram, 50), 2),
+            "p95": round(percentile(histogram, 95), 2),
+            "p99": round(percentile(histogram, 99), 2),
+            "max": round(max(r["max_latency_us"] for r in results) / 1000, 2),
         },
         "ack_latency_ms": {
-            "p50": round(percentile(ack_latencies, 50), 2),
-            "p99": round(percentile(ack_latencies, 99), 2),
+            "p50": round(percentile(ack_histogram, 50), 2),
+            "p99": round(percentile(ack_histogram, 99), 2),
         },
+        "server_us_per_delivery": round(sum(server_cpu.values()) * per_delivery, 1),
+        "server_us_per_delivery_by_part": {
+            g: round(s * per_delivery, 1) for g, s in sorted(groups.items())
+        },
+        "cpu_percent": {name: round(100 * s / window, 1) for name, s in server_cpu.items()},
+        # the generator's own reading of its CPU, over the same window
+        "generator_us_per_delivery": round(gen_window_cpu * per_delivery, 2),
+        "generator_us_per_delivery_user_system": [
+            round(gen_user * per_delivery, 2),
+            round(gen_system * per_delivery, 2),
+        ],
+        "generator_cpu_percent": [
+            round(100 * (after - before) / window, 1)
+            for before, after in zip(gen_before, gen_after, strict=True)
+        ],
         # of all cores together (2 cores = 100 %): other load on the box shows here
         "machine_busy_percent": round(100 * busy / total, 1),
-        "cpu_percent": {
-            name: round(100 * (cpu_after[name] - cpu_before[name]) / span, 1) for name in serving
-        },
-        "generator_cpu_percent": [
-            round(100 * (gen_cpu_after[pid] - gen_cpu_before[pid]) / span, 1)
-            for pid in gen_cpu_before
-        ],
-        "run_dir": str(cluster.dir),
+        "load_average": [round(load_before, 2), round(load_after, 2)],
+        "run_dir": str(run_dir),
     }
-    return summary
 
 
-def table(s: dict) -> str:
+def run_flask_chat(args) -> dict:
+    cluster = ClusterUnderTest(args.workers, args.ws_compression, args.database_url)
+    try:
+        users = make_users(cluster.url, min(args.users, args.clients))
+        rooms = [
+            users[0].create_room(f"bench-{i}-{uuid.uuid4().hex[:6]}") for i in range(args.rooms)
+        ]
+        clients = [
+            {
+                "url": cluster.url,
+                "cookie": users[i % len(users)].cookie_header(),
+                "room": rooms[i % len(rooms)],
+            }
+            for i in range(args.clients)
+        ]
+
+        def serving() -> dict[str, int]:
+            return {**cluster.processes(), **database_processes(args.database_url)}
+
+        return drive(args, "flask-chat", clients, serving, cluster.dir)
+    finally:
+        cluster.stop()
+
+
+def run_bare(args) -> dict:
+    bare = BareServer(workers=2, run_dir=Path(tempfile.mkdtemp(prefix="bare-", dir=OUT)))
+    try:
+        urls = bare.urls
+        # no nginx: the clients are spread over the processes directly
+        clients = [
+            {"url": urls[i % len(urls)], "cookie": "", "room": 1 + i % args.rooms}
+            for i in range(args.clients)
+        ]
+        return drive(args, "bare", clients, bare.processes, bare.dir)
+    finally:
+        bare.stop()
+
+
+def row(s: dict) -> list[str]:
     lat = s["latency_ms"]
-    rows = [
-        ("clients / rooms / rate", f"{s['clients']} / {s['rooms']} / {s['rate_per_client']} msg/s"),
-        ("workers, ws compression", f"{s['workers']}, {'on' if s['ws_compression'] else 'off'}"),
-        ("clients per worker", ", ".join(f"{k}={v}" for k, v in sorted(s["placement"].items()))),
-        ("messages sent (acked)", f"{s['sent_acked']}  errors: {s['send_errors'] or 0}"),
-        ("deliveries expected", s["expected_deliveries"]),
-        ("delivered / s", f"{s['delivered_per_s']} (offered {s['offered_deliveries_per_s']})"),
-        ("lost / duplicated", f"{s['lost']} / {s['duplicated']}"),
-        ("latency p50 / p95 / p99", f"{lat['p50']} / {lat['p95']} / {lat['p99']} ms"),
-        ("latency max", f"{lat['max']} ms ({lat['samples']} samples)"),
-        (
-            "ack latency p50 / p99",
-            f"{s['ack_latency_ms']['p50']} / {s['ack_latency_ms']['p99']} ms",
-        ),
-        ("machine busy % (all cores)", s["machine_busy_percent"]),
-        ("server CPU % (of one core)", ", ".join(f"{k}={v}" for k, v in s["cpu_percent"].items())),
-        ("load generator CPU % (each)", ", ".join(str(v) for v in s["generator_cpu_percent"])),
+    parts = s["server_us_per_delivery_by_part"]
+    return [
+        s["side"],
+        str(s["delivered_per_s"]),
+        f"{s['lost']} / {s['duplicated']}"
+        + (f" ({sum(s['send_errors'].values())} send errors)" if s["send_errors"] else "")
+        + (f" ({s['closed_early']} closed)" if s["closed_early"] else ""),
+        f"{lat['p50']}",
+        f"{lat['p95']}",
+        f"{lat['p99']}",
+        f"{lat['max']}",
+        f"{s['ack_latency_ms']['p99']}",
+        f"{s['server_us_per_delivery']}",
+        " ".join(f"{k}={v}" for k, v in parts.items()),
+        f"{s['generator_us_per_delivery']}",
+        f"{s['machine_busy_percent']}",
+        "/".join(str(x) for x in s["load_average"]),
     ]
-    width = max(len(r[0]) for r in rows)
-    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+HEADER = [
+    "side",
+    "deliv/s",
+    "lost/dup",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "max ms",
+    "ack p99",
+    "server µs/deliv",
+    "by part (µs/deliv)",
+    "gen µs/deliv",
+    "busy %",
+    "load",
+]
+
+
+def table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [HEADER, *rows]) for i in range(len(HEADER))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [HEADER, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def ratios(runs: list[dict]) -> dict:
+    """Medians of each side, and flask-chat's over the bare reference's."""
+    medians = {}
+    for side in ("flask-chat", "bare"):
+        mine = [r for r in runs if r["side"] == side]
+        if mine:
+            medians[side] = {
+                "server_us_per_delivery": statistics.median(
+                    r["server_us_per_delivery"] for r in mine
+                ),
+                "p99_ms": statistics.median(r["latency_ms"]["p99"] for r in mine),
+                "generator_us_per_delivery": statistics.median(
+                    r["generator_us_per_delivery"] for r in mine
+                ),
+            }
+    out = {"medians": medians}
+    if len(medians) == 2:
+        fc, bare = medians["flask-chat"], medians["bare"]
+        out["server_us_ratio"] = round(
+            fc["server_us_per_delivery"] / max(bare["server_us_per_delivery"], 1e-9), 2
+        )
+        out["p99_ratio"] = round(fc["p99_ms"] / max(bare["p99_ms"], 1e-9), 2)
+    return out
 
 
 def main() -> int:
@@ -450,16 +653,32 @@ def main() -> int:
     parser.add_argument("--rooms", type=int, default=10)
     parser.add_argument("--rate", type=float, default=1.0, help="messages per second per client")
     parser.add_argument("--duration", type=int, default=30, help="seconds of sending")
-    parser.add_argument("--warmup", type=float, default=3.0, help="seconds left out of latency")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds left out of figures")
     parser.add_argument("--drain", type=float, default=3.0, help="seconds to wait for the last")
+    parser.add_argument("--message-bytes", type=int, default=64, help="length of each message")
+    parser.add_argument(
+        "--batch-ms",
+        type=float,
+        default=5.0,
+        help="generator naps this long between reads (latency uses kernel receive times)",
+    )
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--users", type=int, default=50, help="accounts shared by the clients")
     parser.add_argument("--procs", type=int, default=2, help="load-generating processes")
     parser.add_argument(
+        "--compare",
+        choices=["bare"],
+        help="also drive bench/bare_server.py after each run, and print the ratios",
+    )
+    parser.add_argument("--runs", type=int, default=1, help="runs of each side, alternating")
+    parser.add_argument("--bare-only", action="store_true", help="only the bare reference")
+    parser.add_argument(
         "--ws-compression", action="store_true", help="let the server negotiate permessage-deflate"
     )
     parser.add_argument(
-        "--no-deflate-offer", action="store_true", help="clients do not offer permessage-deflate"
+        "--no-deflate-offer",
+        action="store_true",
+        help="clients do not offer permessage-deflate (they never offer it to the bare server)",
     )
     parser.add_argument("--database-url", default="", help="default: SQLite in bench/out/")
     parser.add_argument("--profile", help="py-spy a serving process during the run, e.g. w1")
@@ -468,13 +687,49 @@ def main() -> int:
         parser.error("need 1 <= rooms <= clients <= 5000")
     if not (0 < args.rate <= 50 and 1 <= args.duration <= 600):
         parser.error("need 0 < rate <= 50 and 1 <= duration <= 600")
+    if not (0 <= args.warmup < args.duration and 0 <= args.drain <= 60):
+        parser.error("need 0 <= warmup < duration and 0 <= drain <= 60")
+    if not (1 <= args.procs <= 16 and 1 <= args.runs <= 10 and 32 <= args.message_bytes <= 4000):
+        parser.error("need 1 <= procs <= 16, 1 <= runs <= 10, 32 <= message-bytes <= 4000")
 
-    summary = run(args)
+    OUT.mkdir(parents=True, exist_ok=True)
+    sides = ["bare"] if args.bare_only else ["flask-chat"] + (["bare"] if args.compare else [])
+    runs = []
+    for number in range(1, args.runs + 1):
+        for side in sides:
+            result = run_bare(args) if side == "bare" else run_flask_chat(args)
+            result["run"] = number
+            runs.append(result)
+            print(table([row(result)]), file=sys.stderr, flush=True)
+    summary = {
+        "command": " ".join(sys.argv),
+        "clients": args.clients,
+        "rooms": args.rooms,
+        "rate_per_client": args.rate,
+        "message_bytes": args.message_bytes,
+        "duration_s": args.duration,
+        "warmup_s": args.warmup,
+        "workers": args.workers,
+        "procs": args.procs,
+        "ws_compression": args.ws_compression,
+        "offered_deliveries_per_s": round(args.clients * args.rate * args.clients / args.rooms),
+        "runs": runs,
+        **ratios(runs),
+    }
     stamp = time.strftime("%Y%m%dT%H%M%S")
     path = OUT / f"load-{stamp}.json"
     path.write_text(json.dumps(summary, indent=2))
-    print(table(summary))
-    print(json.dumps(summary))
+    print(table([row(r) for r in runs]))
+    for side, m in summary["medians"].items():
+        print(
+            f"median {side}: server {m['server_us_per_delivery']} µs/delivery, "
+            f"p99 {m['p99_ms']} ms, generator {m['generator_us_per_delivery']} µs/delivery"
+        )
+    if "server_us_ratio" in summary:
+        print(
+            f"flask-chat / bare: server µs per delivery x{summary['server_us_ratio']}, "
+            f"p99 x{summary['p99_ratio']}"
+        )
     print(f"written to {path}", file=sys.stderr)
     return 0
 
