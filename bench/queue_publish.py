@@ -19,7 +19,6 @@ monkey.patch_all()
 import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
-import socket  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -28,11 +27,13 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import gevent  # noqa: E402
-import redis  # noqa: E402
 import socketio  # noqa: E402
 
 from app import codec  # noqa: E402
 from app.realtime.queue import CHANNEL, RedisQueue  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from cluster_helpers import RedisServer  # noqa: E402
 
 SUBSCRIBER = """
 import sys, redis
@@ -47,12 +48,6 @@ for message in pubsub.listen():
         print("done", flush=True)
         break
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -110,41 +105,21 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
 
-    port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        server = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                tmp,
-            ],  # fmt: skip
-            stdout=subprocess.DEVNULL,
-        )
+        server = RedisServer(Path(tmp))
+        server.start()
         try:
-            for _ in range(100):  # bounded: 5 s
-                try:
-                    redis.Redis(port=port).ping()
-                    break
-                except redis.ConnectionError:
-                    time.sleep(0.05)
-            url = f"redis://127.0.0.1:{port}/0"
+            port, url = server.port, server.url
             results = []
             for _ in range(args.runs):
                 for kind in ("stock", "queue"):
-                    result = one_run(kind, url, port, server.pid, args.messages, args.concurrency)
+                    result = one_run(
+                        kind, url, port, server.proc.pid, args.messages, args.concurrency
+                    )
                     print(json.dumps(result), flush=True)
                     results.append(result)
         finally:
             server.kill()
-            server.wait()
     print(f"\nmedians of {args.runs} runs, {args.messages} broadcasts, {args.concurrency} at once")
     print("| manager | worker CPU µs / broadcast | redis-server CPU µs | wall µs |")
     print("| --- | --- | --- | --- |")
