@@ -26,7 +26,7 @@ from app.extensions import csrf, db, login_manager, migrate, socketio
 from app.limits import Limiter, rules_from
 from app.logs import configure_logging
 from app.offload import CpuPool
-from app.realtime import connections, transport
+from app.realtime import connections, dispatch, transport
 from app.realtime.queue import RedisQueue
 from app.security import install_security_headers, origin_checker
 
@@ -90,7 +90,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         engineio_logger=transport.engineio_logger(),
         # UTF-8 in packets and in the Redis queue's payloads (its manager uses the same codec)
         json=codec,
+        # a connection's events run in its own reader, in order, without a greenlet each
+        async_handlers=False,
     )
+    dispatch.install(app, socketio.server)
     connections.registry.init_app(app)
     transport.install(socketio.server)
 

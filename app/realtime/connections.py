@@ -87,6 +87,7 @@ class Connection:
     address: str
     connected_at: float
     deadline: float  # epoch seconds: the session's absolute end
+    locale: object = None  # babel Locale of the page that connected: refusals speak it
 
     @property
     def user_member(self) -> str:
@@ -157,9 +158,12 @@ class ConnectionRegistry:
         session_hash: str,
         address: str,
         deadline: float,
+        locale=None,
     ) -> Refusal | None:
         """Record a new connection, or say which limit refuses it (nothing recorded then)."""
-        conn = Connection(sid, user_id, username, session_hash, address, time.time(), deadline)
+        conn = Connection(
+            sid, user_id, username, session_hash, address, time.time(), deadline, locale
+        )
         refusal = None
         if self.redis is not None:
             try:

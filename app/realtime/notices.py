@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 
-from flask import current_app, request
+from flask import current_app
 
 from app.extensions import socketio
 from app.redis_client import app_redis
@@ -38,17 +38,17 @@ def presence_key(room_id: int, user_id: int) -> str:
     return f"presence:{room_id}:{user_id}"
 
 
-def announce(room_id: int, user_id: int, username: str, kind: str, to: str) -> None:
-    """Send `notice {room, kind, username}` to the Socket.IO room `to` (this connection
+def announce(room_id: int, user_id: int, username: str, kind: str, to: str, sid: str) -> None:
+    """Send `notice {room, kind, username}` to the Socket.IO room `to` (connection `sid`
     excluded) if it is news now; else, if held back by the interval, settle it later."""
     server = socketio.server
-    if _present(server, room_id, user_id, besides=request.sid):
+    if _present(server, room_id, user_id, besides=sid):
         return  # another connection of this user is (still) in the room on this worker
     gate = _gate()
     key = f"{room_id}:{user_id}"
     notice = {"room": room_id, "kind": kind, "username": username}
     if gate.try_send(key, kind):
-        server.emit("notice", notice, to=to, skip_sid=request.sid)
+        server.emit("notice", notice, to=to, skip_sid=sid)
         return
     gate.settle_later(key, lambda: _settle(server, gate, key, notice, to))
 

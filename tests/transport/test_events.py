@@ -263,14 +263,29 @@ def test_after_logout_the_socket_is_disconnected_and_gets_no_more_broadcasts(
     ]
 
 
-def test_a_socket_whose_session_vanished_unnoticed_gets_unauthorized_acks(app, pair):
-    # as if the disconnect was lost (Redis down) and the re-check has not run yet
+def test_a_socket_whose_session_vanished_unnoticed_is_closed_by_the_next_recheck(app, pair):
+    # as if the disconnect was lost (Redis down): the user is resolved once per connection,
+    # so the worker's periodic re-check of its sessions (every SESSION_CHECK seconds at
+    # most; the sweeper calls it) is what closes the socket
     from app.models import LoginSession
+    from app.realtime.connections import registry
 
-    alice, _, room_id = pair
+    alice, bob, room_id = pair
     with app.app_context():
         db.session.execute(LoginSession.__table__.delete())
         db.session.commit()
-    ack = alice.emit("message", {"room": room_id, "message": "ghost"}, callback=True)
+        registry.check_sessions()
+    assert not alice.is_connected() and not bob.is_connected()
+    assert stored(app) == 0
+
+
+def test_events_after_the_session_deadline_are_refused_as_unauthorized(app, pair):
+    # between the absolute deadline and the sweep that closes the socket (a second at most)
+    from app.realtime.connections import registry
+
+    alice, _, room_id = pair
+    for conn in registry.local.values():
+        conn.deadline = 0
+    ack = alice.emit("message", {"room": room_id, "message": "too late"}, callback=True)
     assert ack["ok"] is False and ack["error"] == "unauthorized" and ack["detail"]
     assert stored(app) == 0
