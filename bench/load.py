@@ -2,6 +2,7 @@
 
     python bench/load.py --clients 200 --rooms 10 --rate 1 --duration 30
     python bench/load.py --clients 200 --rooms 10 --rate 1 --duration 23 --compare bare --runs 3
+    python bench/load.py --duration 23 --runs 3 --baseline main   # an A/B of a change
 
 It starts `flask-chat cluster` (3 workers, nginx, a private Redis, a fresh SQLite database
 in bench/out/, every message stored, RATE_LIMITS=off), signs users up through the real
@@ -18,7 +19,9 @@ so every figure comes with its ratio to the bare reference, taken side by side.
 
 The measured window is from the end of the warm-up to the end of sending: server and
 generator CPU are read at its two ends, and divided by the deliveries received inside it.
-JSON goes to bench/out/, a table to stdout. 127.0.0.1 only; every loop is bounded.
+`--baseline REV` also runs flask-chat as it is at git revision REV (a worktree made under
+bench/out/, run with this virtualenv), alternating with this checkout: the A/B of a change,
+side by side in one invocation. JSON goes to bench/out/, a table to stdout. 127.0.0.1 only; every loop is bounded.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 class ClusterUnderTest:
-    def __init__(self, workers: int, ws_compression: bool, database_url: str):
+    def __init__(self, workers: int, ws_compression: bool, database_url: str, source: Path = ROOT):
         self.dir = Path(tempfile.mkdtemp(prefix="bench-", dir=OUT))
         self.state_file = self.dir / "cluster.json"
         args = [sys.executable, "-m", "app.cli", "cluster", "--workers", str(workers)]
@@ -74,10 +77,17 @@ class ClusterUnderTest:
             # hundreds of sign-ups and sockets from 127.0.0.1, each client at its own rate:
             # every abuse limit (nginx's and the app's) would refuse that by design
             "RATE_LIMITS": "off",
+            # the app of this source tree (a --baseline revision's checkout, or this one)
+            "PYTHONPATH": str(source),
         }
         self.log = open(self.dir / "cluster.log", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            args, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+            args,
+            env=env,
+            cwd=source,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
         def ready():
@@ -406,7 +416,7 @@ def drive(args, side: str, clients: list[dict], serving_fn, run_dir: Path) -> di
                 "drain": args.drain,
                 "message_bytes": args.message_bytes,
                 "batch_ms": args.batch_ms,
-                "offer_deflate": side == "flask-chat" and not args.no_deflate_offer,
+                "offer_deflate": side.startswith("flask-chat") and not args.no_deflate_offer,
             }
             proc = mp.Process(target=generator_process, args=(spec, child_end), daemon=True)
             proc.start()
@@ -538,8 +548,29 @@ def drive(args, side: str, clients: list[dict], serving_fn, run_dir: Path) -> di
     }
 
 
-def run_flask_chat(args) -> dict:
-    cluster = ClusterUnderTest(args.workers, args.ws_compression, args.database_url)
+def checkout(revision: str) -> Path:
+    """A checkout of `revision` under bench/out/ (a git worktree, made once), to run the
+    same load against it in the same invocation (`--baseline`)."""
+    sha = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{revision}^{{commit}}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    path = OUT / f"rev-{sha[:12]}"
+    if not path.exists():
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(path), sha],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+    return path
+
+
+def run_flask_chat(args, side: str = "flask-chat", source: Path = ROOT) -> dict:
+    cluster = ClusterUnderTest(args.workers, args.ws_compression, args.database_url, source)
     try:
         users = make_users(cluster.url, min(args.users, args.clients))
         rooms = [
@@ -557,7 +588,7 @@ def run_flask_chat(args) -> dict:
         def serving() -> dict[str, int]:
             return {**cluster.processes(), **database_processes(args.database_url)}
 
-        return drive(args, "flask-chat", clients, serving, cluster.dir)
+        return drive(args, side, clients, serving, cluster.dir)
     finally:
         cluster.stop()
 
@@ -625,7 +656,7 @@ def table(rows: list[list[str]]) -> str:
 def ratios(runs: list[dict]) -> dict:
     """Medians of each side, and flask-chat's over the bare reference's."""
     medians = {}
-    for side in ("flask-chat", "bare"):
+    for side in dict.fromkeys(r["side"] for r in runs):
         mine = [r for r in runs if r["side"] == side]
         if mine:
             medians[side] = {
@@ -638,7 +669,7 @@ def ratios(runs: list[dict]) -> dict:
                 ),
             }
     out = {"medians": medians}
-    if len(medians) == 2:
+    if "flask-chat" in medians and "bare" in medians:
         fc, bare = medians["flask-chat"], medians["bare"]
         out["server_us_ratio"] = round(
             fc["server_us_per_delivery"] / max(bare["server_us_per_delivery"], 1e-9), 2
@@ -670,6 +701,11 @@ def main() -> int:
         choices=["bare"],
         help="also drive bench/bare_server.py after each run, and print the ratios",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run flask-chat at this git revision (an A/B of a change, side by side)",
+    )
     parser.add_argument("--runs", type=int, default=1, help="runs of each side, alternating")
     parser.add_argument("--bare-only", action="store_true", help="only the bare reference")
     parser.add_argument(
@@ -694,10 +730,19 @@ def main() -> int:
 
     OUT.mkdir(parents=True, exist_ok=True)
     sides = ["bare"] if args.bare_only else ["flask-chat"] + (["bare"] if args.compare else [])
+    baseline = None
+    if args.baseline:
+        baseline = checkout(args.baseline)
+        sides.insert(1, f"flask-chat@{args.baseline}")
     runs = []
     for number in range(1, args.runs + 1):
         for side in sides:
-            result = run_bare(args) if side == "bare" else run_flask_chat(args)
+            if side == "bare":
+                result = run_bare(args)
+            elif side == "flask-chat":
+                result = run_flask_chat(args)
+            else:
+                result = run_flask_chat(args, side, baseline)
             result["run"] = number
             runs.append(result)
             print(table([row(result)]), file=sys.stderr, flush=True)
