@@ -5,13 +5,13 @@
     python bench/load.py --duration 23 --runs 3 --baseline main   # an A/B of a change
 
 It starts `flask-chat cluster` (3 workers, nginx, a private Redis, a fresh SQLite database
-in bench/out/, every message stored, RATE_LIMITS=off), signs users up through the real
-forms, connects the clients (bench/leanio.py: a hand-written Socket.IO client over raw
-WebSocket frames, with the session cookie and the site's Origin on the handshake) spread
-over the rooms, has each send at a fixed rate, and reports delivered messages per second,
-end-to-end latency (send to receipt, every receiver) p50/p95/p99/max, lost and duplicated
-deliveries, the CPU of every serving process as **server µs per delivery**, and the load
-generator's own CPU per delivery.
+in bench/out/, every message stored, RATE_LIMITS=off unless `--limits on`), signs users up
+through the real forms, connects the clients (bench/leanio.py: a hand-written Socket.IO
+client over raw WebSocket frames, with the session cookie and the site's Origin on the
+handshake) spread over the rooms, has each send at a fixed rate, and reports delivered
+messages per second, end-to-end latency (send to receipt, every receiver) p50/p95/p99/max,
+lost and duplicated deliveries, the CPU of every serving process as **server µs per
+delivery**, and the load generator's own CPU per delivery.
 
 `--compare bare` also starts bench/bare_server.py (a bare Flask-SocketIO broadcast server,
 2 processes + its own Redis) after each cluster run and drives it with the same generator,
@@ -21,7 +21,8 @@ The measured window is from the end of the warm-up to the end of sending: server
 generator CPU are read at its two ends, and divided by the deliveries received inside it.
 `--baseline REV` also runs flask-chat as it is at git revision REV (a worktree made under
 bench/out/, run with this virtualenv), alternating with this checkout: the A/B of a change,
-side by side in one invocation. JSON goes to bench/out/, a table to stdout. 127.0.0.1 only; every loop is bounded.
+side by side in one invocation. `--limits on` keeps the abuse limits (quotas widened to
+fit). JSON goes to bench/out/, a table to stdout. 127.0.0.1 only; every loop is bounded.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import heapq
 import json
+import math
 import multiprocessing as mp
 import os
 import random
@@ -59,8 +61,38 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # -- the cluster under test ----------------------------------------------------------------
 
 
+def limits_env(args) -> dict[str, str]:
+    """The environment for the app's abuse limits during a run.
+
+    Off by default: hundreds of sign-ups and sockets from 127.0.0.1, each client at its own
+    rate, are what every limit (nginx's and the app's) refuses by design. `--limits on`
+    keeps every limit and its per-event cost (the Redis check of `message.user`), with
+    quotas just wide enough for the scenario (twice what it sends).
+    """
+    if args.limits == "off":
+        return {"RATE_LIMITS": "off"}
+    per_user = args.rate * args.clients / min(args.users, args.clients)
+    return {
+        "RATE_LIMITS": "on",
+        "SOCKETS_PER_ADDRESS": str(2 * args.clients),
+        "SOCKETS_PER_USER": str(2 * args.clients),
+        "RATE_LIMIT_SIGNUP_ADDRESS": "10000/hour",
+        "RATE_LIMIT_LOGIN_ADDRESS": "10000/hour",
+        "RATE_LIMIT_CREATE_ROOM_USER": "10000/hour",
+        "RATE_LIMIT_MESSAGE_USER": f"{math.ceil(2 * 30 * per_user)}/30s",
+        "RATE_LIMIT_MESSAGE_CONNECTION": f"{math.ceil(2 * 20 * args.rate)}/20s",
+    }
+
+
 class ClusterUnderTest:
-    def __init__(self, workers: int, ws_compression: bool, database_url: str, source: Path = ROOT):
+    def __init__(
+        self,
+        workers: int,
+        ws_compression: bool,
+        database_url: str,
+        source: Path = ROOT,
+        limits: dict[str, str] | None = None,
+    ):
         self.dir = Path(tempfile.mkdtemp(prefix="bench-", dir=OUT))
         self.state_file = self.dir / "cluster.json"
         args = [sys.executable, "-m", "app.cli", "cluster", "--workers", str(workers)]
@@ -74,9 +106,7 @@ class ClusterUnderTest:
             "SECRET_KEY": "",
             "REDIS_URL": "",
             "LOG_FORMAT": "json",
-            # hundreds of sign-ups and sockets from 127.0.0.1, each client at its own rate:
-            # every abuse limit (nginx's and the app's) would refuse that by design
-            "RATE_LIMITS": "off",
+            **(limits or {"RATE_LIMITS": "off"}),
             # the app of this source tree (a --baseline revision's checkout, or this one)
             "PYTHONPATH": str(source),
         }
@@ -364,8 +394,20 @@ def make_users(url: str, count: int) -> list[ChatUser]:
     suffix = uuid.uuid4().hex[:6]
     users = [ChatUser(url, f"bench{i}-{suffix}") for i in range(count)]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(lambda u: u.signup(), users))
+        list(pool.map(signup_politely, users))
     return users
+
+
+def signup_politely(user: ChatUser, attempts: int = 60) -> ChatUser:
+    """Sign up; with `--limits on`, nginx's per-address limit on sign-ups (429) is waited out."""
+    for _ in range(attempts):
+        try:
+            return user.signup()
+        except AssertionError as exc:
+            if "429" not in str(exc) and "Too Many" not in str(exc):
+                raise
+            time.sleep(0.5)
+    raise RuntimeError(f"could not sign {user.username} up: still refused (429)")
 
 
 def percentile(histogram: dict[int, int], p: float) -> float:
@@ -570,7 +612,9 @@ def checkout(revision: str) -> Path:
 
 
 def run_flask_chat(args, side: str = "flask-chat", source: Path = ROOT) -> dict:
-    cluster = ClusterUnderTest(args.workers, args.ws_compression, args.database_url, source)
+    cluster = ClusterUnderTest(
+        args.workers, args.ws_compression, args.database_url, source, limits_env(args)
+    )
     try:
         users = make_users(cluster.url, min(args.users, args.clients))
         rooms = [
@@ -717,6 +761,12 @@ def main() -> int:
         help="clients do not offer permessage-deflate (they never offer it to the bare server)",
     )
     parser.add_argument("--database-url", default="", help="default: SQLite in bench/out/")
+    parser.add_argument(
+        "--limits",
+        choices=["off", "on"],
+        default="off",
+        help="on: the app's and nginx's abuse limits stay on (quotas widened to fit the run)",
+    )
     parser.add_argument("--profile", help="py-spy a serving process during the run, e.g. w1")
     args = parser.parse_args()
     if not (1 <= args.clients <= 5000 and 1 <= args.rooms <= args.clients):
@@ -755,6 +805,7 @@ def main() -> int:
         "duration_s": args.duration,
         "warmup_s": args.warmup,
         "workers": args.workers,
+        "limits": args.limits,
         "procs": args.procs,
         "ws_compression": args.ws_compression,
         "offered_deliveries_per_s": round(args.clients * args.rate * args.clients / args.rooms),
