@@ -28,6 +28,7 @@ fit). JSON goes to bench/out/, a table to stdout. 127.0.0.1 only; every loop is 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import heapq
 import json
 import math
@@ -612,29 +613,52 @@ def checkout(revision: str) -> Path:
 
 
 def run_flask_chat(args, side: str = "flask-chat", source: Path = ROOT) -> dict:
-    cluster = ClusterUnderTest(
-        args.workers, args.ws_compression, args.database_url, source, limits_env(args)
-    )
+    with fresh_database(args.database_url) as database_url:
+        cluster = ClusterUnderTest(
+            args.workers, args.ws_compression, database_url, source, limits_env(args)
+        )
+        try:
+            users = make_users(cluster.url, min(args.users, args.clients))
+            rooms = [
+                users[0].create_room(f"bench-{i}-{uuid.uuid4().hex[:6]}") for i in range(args.rooms)
+            ]
+            clients = [
+                {
+                    "url": cluster.url,
+                    "cookie": users[i % len(users)].cookie_header(),
+                    "room": rooms[i % len(rooms)],
+                }
+                for i in range(args.clients)
+            ]
+
+            def serving() -> dict[str, int]:
+                return {**cluster.processes(), **database_processes(database_url)}
+
+            return drive(args, side, clients, serving, cluster.dir)
+        finally:
+            cluster.stop()
+
+
+@contextlib.contextmanager
+def fresh_database(database_url: str):
+    """Every run on an empty database: SQLite makes a new file in the run's directory (an
+    empty URL); a PostgreSQL URL gets a new database on that server, dropped afterwards."""
+    if not database_url.startswith("postgresql"):
+        yield database_url
+        return
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    admin = url._replace(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        users = make_users(cluster.url, min(args.users, args.clients))
-        rooms = [
-            users[0].create_room(f"bench-{i}-{uuid.uuid4().hex[:6]}") for i in range(args.rooms)
-        ]
-        clients = [
-            {
-                "url": cluster.url,
-                "cookie": users[i % len(users)].cookie_header(),
-                "room": rooms[i % len(rooms)],
-            }
-            for i in range(args.clients)
-        ]
-
-        def serving() -> dict[str, int]:
-            return {**cluster.processes(), **database_processes(args.database_url)}
-
-        return drive(args, side, clients, serving, cluster.dir)
+        yield url.set(database=name).render_as_string(hide_password=False)
     finally:
-        cluster.stop()
+        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def run_bare(args) -> dict:
@@ -760,7 +784,11 @@ def main() -> int:
         action="store_true",
         help="clients do not offer permessage-deflate (they never offer it to the bare server)",
     )
-    parser.add_argument("--database-url", default="", help="default: SQLite in bench/out/")
+    parser.add_argument(
+        "--database-url",
+        default="",
+        help="default: SQLite in bench/out/; PostgreSQL: a new database per run on that server",
+    )
     parser.add_argument(
         "--limits",
         choices=["off", "on"],
