@@ -281,6 +281,7 @@ class Committer:
         self.enabled = enabled
         self.max_batch = max_batch
         self._queue = None
+        self._greenlet = None
         self._pid = 0
         self._lock = threading.Lock()
 
@@ -308,8 +309,15 @@ class Committer:
 
                     self._queue = SimpleQueue()
                     self._pid = os.getpid()
-                    gevent.spawn(self._run, engine, self._queue)
+                    self._greenlet = gevent.spawn(self._run, engine, self._queue)
         return self._queue
+
+    def stop(self) -> None:
+        """Kill the committer greenlet (tests); the posts of its current batch are answered
+        `NotStored`, and the next `submit` starts a new one."""
+        if self._greenlet is not None:
+            self._greenlet.kill()
+            self._greenlet = self._queue = None
 
     def _run(self, engine: Engine, queue) -> None:
         """The committer greenlet: forever, everything queued, a batch at a time."""
