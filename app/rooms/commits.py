@@ -282,6 +282,7 @@ class Committer:
         self.max_batch = max_batch
         self._queue = None
         self._greenlet = None
+        self._conn: Connection | None = None
         self._pid = 0
         self._lock = threading.Lock()
 
@@ -308,6 +309,7 @@ class Committer:
                     from gevent.queue import SimpleQueue
 
                     self._queue = SimpleQueue()
+                    self._conn = None  # a connection from before a fork is not ours
                     self._pid = os.getpid()
                     self._greenlet = gevent.spawn(self._run, engine, self._queue)
         return self._queue
@@ -318,6 +320,7 @@ class Committer:
         if self._greenlet is not None:
             self._greenlet.kill()
             self._greenlet = self._queue = None
+        self._drop_connection()
 
     def _run(self, engine: Engine, queue) -> None:
         """The committer greenlet: forever, everything queued, a batch at a time."""
@@ -335,8 +338,7 @@ class Committer:
     def _commit(self, engine: Engine, batch: list) -> None:
         outcomes: list[Outcome] | None = None
         try:
-            with engine.connect() as conn:
-                outcomes = store_batch(conn, [post for post, _ in batch])
+            outcomes = store_batch(self._connection(engine), [post for post, _ in batch])
         except Exception as exc:  # noqa: BLE001 - e.g. no connection: answer every caller
             log.exception("the post committer could not store a batch")
             outcomes = [exc] * len(batch)
@@ -345,3 +347,20 @@ class Committer:
                 outcomes = [NotStored("the post committer stopped")] * len(batch)
             for (_, waiter), outcome in zip(batch, outcomes, strict=True):
                 waiter.set(outcome)
+        if any(isinstance(o, Exception) and not isinstance(o, RoomMissing) for o in outcomes):
+            self._drop_connection()  # it may be broken: the next batch takes a fresh one
+
+    def _connection(self, engine: Engine) -> Connection:
+        """The committer's own connection, held between batches: callers waiting for their
+        posts may hold every other connection of the pool, the committer must not need one."""
+        if self._conn is None:
+            self._conn = engine.connect()
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - a broken connection may fail to close
+                log.warning("the post committer could not close its connection", exc_info=True)

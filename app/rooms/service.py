@@ -159,14 +159,17 @@ def post_message(
             ),
         )
 
-    outcome = _committer().submit(
-        db.engine, NewPost(author.id, author.username, room_id, message, client_id)
-    )
+    # plain values first: the commit below expires an ORM author's attributes
+    post = NewPost(author.id, author.username, room_id, message, client_id)
+    # end the caller's transaction (as storing through the session did): a caller waiting
+    # for its batch must not hold a pooled connection the committer or others may need
+    db.session.commit()
+    outcome = _committer().submit(db.engine, post)
     if isinstance(outcome, RoomMissing):
         raise NotFound("no_such_room", _("There is no room %(room)s.", room=room_id))
     if isinstance(outcome, Exception):
         raise NotStored("the message was not stored") from outcome
-    # the caller's session may hold the room as it was before this post
+    # objects the caller loaded meanwhile may show the room as it was before this post
     db.session.expire_all()
     return outcome
 
