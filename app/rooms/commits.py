@@ -34,6 +34,7 @@ through the same code. Nothing here needs a request or an app context.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -41,7 +42,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -129,12 +130,25 @@ _BUMP_ROOM = (
     .returning(_chats.c.last_seq)
 )
 _INSERT = insert(_messages).returning(_messages.c.id, sort_by_parameter_order=True)
-# the index of uq_messages_user_chat_client_id serves it; matching rows are picked in Python
-_FIND_STORED = select(*_COLUMNS).where(
-    _messages.c.user_id.in_(bindparam("user_ids", expanding=True)),
-    _messages.c.chat_id.in_(bindparam("room_ids", expanding=True)),
-    _messages.c.client_id.in_(bindparam("client_ids", expanding=True)),
+# the posts' (user, room, client_id) keys joined to messages: one probe of the index of
+# uq_messages_user_chat_client_id per key, with the same three parameters for any batch
+# (IN lists per column probed every combination; a row-value IN scanned SQLite's index)
+_SELECT_STORED = (
+    "SELECT m.id, m.chat_id, m.seq, m.user_id, m.username, m.message, m.client_id, m.created_at"
 )
+_FIND_STORED = {
+    "sqlite": text(
+        _SELECT_STORED + " FROM json_each(:keys) AS k JOIN messages AS m"
+        " ON m.user_id = json_extract(k.value, '$[0]')"
+        " AND m.chat_id = json_extract(k.value, '$[1]')"
+        " AND m.client_id = json_extract(k.value, '$[2]')"
+    ).columns(*_COLUMNS),
+    "postgresql": text(
+        _SELECT_STORED + " FROM unnest(CAST(:user_ids AS INTEGER[]),"
+        " CAST(:room_ids AS INTEGER[]), CAST(:client_ids AS VARCHAR[])) AS k (u, r, c)"
+        " JOIN messages AS m ON m.user_id = k.u AND m.chat_id = k.r AND m.client_id = k.c"
+    ).columns(*_COLUMNS),
+}
 
 
 # -- one batch -----------------------------------------------------------------------------
@@ -249,20 +263,18 @@ def _store_together(conn: Connection, posts: Sequence[NewPost]) -> list[Outcome]
 
 def _find_stored(conn: Connection, posts: Sequence[NewPost]) -> dict[tuple, StoredMessage]:
     """The messages already stored under the posts' client_ids, by (user, room, client_id)."""
-    keys = {post.key for post in posts if post.key is not None}
+    keys = sorted({post.key for post in posts if post.key is not None})
     if not keys:
         return {}
-    params = {
-        "user_ids": sorted({k[0] for k in keys}),
-        "room_ids": sorted({k[1] for k in keys}),
-        "client_ids": sorted({k[2] for k in keys}),
-    }
+    if conn.dialect.name == "sqlite":
+        params = {"keys": json.dumps(keys)}
+    else:
+        user_ids, room_ids, client_ids = (list(column) for column in zip(*keys, strict=True))
+        params = {"user_ids": user_ids, "room_ids": room_ids, "client_ids": client_ids}
     found = {}
-    for row in conn.execute(_FIND_STORED, params):
+    for row in conn.execute(_FIND_STORED[conn.dialect.name], params):
         message = StoredMessage(**row._mapping)
-        key = (message.user_id, message.chat_id, message.client_id)
-        if key in keys:
-            found[key] = message
+        found[message.user_id, message.chat_id, message.client_id] = message
     return found
 
 

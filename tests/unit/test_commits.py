@@ -213,3 +213,20 @@ def test_a_killed_committer_still_answers_its_batch(app, alice, rooms, monkeypat
     committer.stop()
     outcome = job.get(timeout=10)
     assert isinstance(outcome, commits.NotStored)
+
+
+def test_retries_are_recognised_by_user_room_and_client_id_together(alice, rooms):
+    bob = register("bob", "correct horse", "bob@example.com", 30)
+    first = run_batch(
+        [post(alice, rooms[0], "a", "c-1"), post(bob, rooms[0], "b", "c-1")]
+        + [post(alice, rooms[1], "c", "c-1"), post(bob, rooms[1], "d", "c-2")]
+    )
+    assert all(o.created for o in first)
+    again = run_batch(
+        [post(bob, rooms[1], "d", "c-2"), post(alice, rooms[0], "a", "c-1")]
+        + [post(bob, rooms[1], "e", "c-1"), post(alice, rooms[1], "c", "c-1")]
+    )
+    assert [o.created for o in again] == [False, False, True, False]
+    assert again[0].message == first[3].message
+    assert again[1].message == first[0].message
+    assert again[3].message == first[2].message
