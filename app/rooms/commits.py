@@ -314,15 +314,19 @@ class Committer:
             return NotStored(f"no answer from the post committer within {WAIT_TIMEOUT} s")
 
     def _inbox(self, engine: Engine):
-        if self._queue is None or self._pid != os.getpid():
+        """The queue of this process's committer, started (again) when it is not running."""
+        if self._pid != os.getpid() or self._greenlet is None or self._greenlet.dead:
             with self._lock:
-                if self._queue is None or self._pid != os.getpid():
-                    import gevent
-                    from gevent.queue import SimpleQueue
+                import gevent
+                from gevent.queue import SimpleQueue
 
+                if self._pid != os.getpid() or self._queue is None:
                     self._queue = SimpleQueue()
                     self._conn = None  # a connection from before a fork is not ours
                     self._pid = os.getpid()
+                    self._greenlet = None
+                if self._greenlet is None or self._greenlet.dead:
+                    # what waits in the queue of a committer that died is served by this one
                     self._greenlet = gevent.spawn(self._run, engine, self._queue)
         return self._queue
 

@@ -186,6 +186,7 @@ def test_the_committer_answers_every_waiter_from_one_batch(app, alice, rooms, mo
     posts = [post(alice, rooms[i % 15 % 2], f"m{i}", f"c-{i % 15}") for i in range(20)]
     jobs = [gevent.spawn(committer.submit, engine, p) for p in posts]
     gevent.joinall(jobs, timeout=30, raise_error=True)
+    committer.stop()
     outcomes = [job.value for job in jobs]
     assert all(isinstance(o, Posted) for o in outcomes)
     assert sizes == [8, 8, 4]  # everything queued, at most max_batch at a time
@@ -213,6 +214,11 @@ def test_a_killed_committer_still_answers_its_batch(app, alice, rooms, monkeypat
     committer.stop()
     outcome = job.get(timeout=10)
     assert isinstance(outcome, commits.NotStored)
+    # the next post starts a new committer
+    monkeypatch.undo()
+    again = gevent.spawn(committer.submit, db.engine, post(alice, rooms[0], "b"))
+    assert again.get(timeout=10).message.seq == 1
+    committer.stop()
 
 
 def test_retries_are_recognised_by_user_room_and_client_id_together(alice, rooms):
