@@ -7,8 +7,9 @@ import fcntl
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from flask import Flask
 from flask_migrate import upgrade
@@ -22,6 +23,8 @@ MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # any fixed number: it names the PostgreSQL advisory lock that serialises migrations
 _MIGRATION_LOCK_ID = 0x666C6368
+
+T = TypeVar("T")
 
 
 def engine_options(database_url: str) -> dict:
@@ -72,16 +75,21 @@ def execute_first_write(session, statement):
     rolled back and retried after a short Python sleep, which under gevent lets the
     worker's other greenlets run. Bounded by the usual busy timeout.
     """
-    conn = session.connection()
+    # through the session: an ORM update also refreshes the objects it holds
+    return first_write(session.connection(), lambda: session.execute(statement))
+
+
+def first_write(conn, write: Callable[[], T]) -> T:
+    """`write()` as the first write of `conn`'s transaction, waiting for SQLite's write
+    lock with Python sleeps (see `execute_first_write`); other databases run it directly."""
     if conn.dialect.name != "sqlite":
-        return session.execute(statement)
+        return write()
     deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
     delay = 0.0005
     while True:
         conn.exec_driver_sql("PRAGMA busy_timeout=0")
         try:
-            # through the session: an ORM update also refreshes the objects it holds
-            return session.execute(statement)
+            return write()
         except OperationalError as exc:
             if "locked" not in str(exc.orig) or time.monotonic() > deadline:
                 raise

@@ -28,6 +28,7 @@ from app.logs import configure_logging
 from app.offload import CpuPool
 from app.realtime import connections, dispatch, transport
 from app.realtime.queue import RedisQueue
+from app.rooms.commits import Committer
 from app.security import install_security_headers, origin_checker
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["password_pool"] = CpuPool(
         settings.password_hash_threads, enabled=settings.async_mode == "gevent"
     )
+    # posts stored a batch per transaction by one greenlet under gevent (app/rooms/commits.py)
+    app.extensions["post_committer"] = Committer(enabled=settings.async_mode == "gevent")
     app.extensions["limiter"] = Limiter(
         rules_from(settings.limits), enabled=settings.rate_limits, redis_url=settings.redis_url
     )

@@ -1,9 +1,10 @@
 """Room and message rules, written once for the HTTP views and the Socket.IO handlers.
 
 Every message gets a unique `id` and a per-room `seq` (1, 2, 3, ... with no gaps, in
-commit order): the sender's transaction bumps `chats.last_seq` first, which takes the
-room's row lock (PostgreSQL) or the database write lock (SQLite) until it commits, so
-writers to one room queue up and a rolled-back post gives its number back.
+commit order): the transaction that stores it (a batch of posts, app/rooms/commits.py)
+bumps `chats.last_seq` first, which takes the room's row lock (PostgreSQL) or the database
+write lock (SQLite) until it commits, so writers to one room queue up and a rolled-back
+batch gives its numbers back.
 """
 
 from __future__ import annotations
@@ -11,28 +12,25 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app import text
 from app.codec import encoded_size
-from app.db import execute_first_write
 from app.errors import InvalidInput, NotFound, ServiceError
 from app.extensions import db
-from app.models import ROOM_SKELETON_MAX, Chat, Message, User, utcnow
+from app.models import ROOM_SKELETON_MAX, Chat, Message, User
+from app.rooms.commits import Committer, NewPost, NotStored, Posted, RoomMissing
+
+__all__ = ["Page", "Posted"]  # Posted: what post_message returns (app/rooms/commits.py)
 
 ROOM_NAME_MAX = 80
 # ids and seqs are 32-bit integer columns: anything larger cannot name a row
 MAX_ID = 2**31 - 1
 _DIGITS = re.compile(r"[0-9]{1,10}")
 CLIENT_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
-
-
-@dataclass(frozen=True)
-class Posted:
-    message: Message
-    created: bool  # False when this was a retry of an already stored message
 
 
 @dataclass(frozen=True)
@@ -104,7 +102,7 @@ def parse_since(value) -> int:
 
 
 def post_message(
-    user: User,
+    author,
     room_id: int,
     message,
     client_id=None,
@@ -112,8 +110,15 @@ def post_message(
     max_length: int,
     max_bytes: int | None = None,
 ) -> Posted:
-    """Store a message in a room and return it; a retry with the same client_id (same user,
-    same room) is stored once. `max_length` counts characters, `max_bytes` UTF-8 bytes."""
+    """Store a message in a room and return it once committed; a retry with the same
+    client_id (same author, same room) is stored once. `max_length` counts characters,
+    `max_bytes` UTF-8 bytes.
+
+    `author` is anything with `.id` and `.username` (the ORM `User`, a connection record).
+    The checks below read no database; the post is then stored by the app's committer
+    (app/rooms/commits.py: batched with other posts under gevent, inline otherwise).
+    Needs an app context, not a request context.
+    """
     if not isinstance(message, str):
         raise ServiceError("bad_request", _("message must be text."))
     if client_id is not None and (
@@ -154,43 +159,24 @@ def post_message(
             ),
         )
 
-    if client_id is not None:
-        earlier = _find_by_client_id(user.id, room_id, client_id)
-        if earlier is not None:
-            return Posted(earlier, created=False)
+    # plain values first: the commit below expires an ORM author's attributes
+    post = NewPost(author.id, author.username, room_id, message, client_id)
+    # end the caller's transaction (as storing through the session did): a caller waiting
+    # for its batch must not hold a pooled connection the committer or others may need
+    db.session.commit()
+    outcome = _committer().submit(db.engine, post)
+    if isinstance(outcome, RoomMissing):
+        raise NotFound("no_such_room", _("There is no room %(room)s.", room=room_id))
+    if isinstance(outcome, Exception):
+        raise NotStored("the message was not stored") from outcome
+    # objects the caller loaded meanwhile may show the room as it was before this post
+    db.session.expire_all()
+    return outcome
 
-    now = utcnow()
-    try:
-        # the first write of the transaction: it locks the room until commit
-        seq = execute_first_write(
-            db.session,
-            update(Chat)
-            .where(Chat.id == room_id)
-            .values(last_seq=Chat.last_seq + 1, last_activity_at=now)
-            .returning(Chat.last_seq),
-        ).scalar_one_or_none()
-        if seq is None:
-            db.session.rollback()
-            raise NotFound("no_such_room", _("There is no room %(room)s.", room=room_id))
-        message = Message(
-            chat_id=room_id,
-            seq=seq,
-            user_id=user.id,
-            username=user.username,
-            message=message,
-            client_id=client_id,
-            created_at=now,
-        )
-        db.session.add(message)
-        db.session.commit()
-    except IntegrityError:
-        # the same client_id won a race against us: hand back the stored one
-        db.session.rollback()
-        earlier = _find_by_client_id(user.id, room_id, client_id) if client_id else None
-        if earlier is None:
-            raise
-        return Posted(earlier, created=False)
-    return Posted(message, created=True)
+
+def _committer() -> Committer:
+    """The app's post committer (app/rooms/commits.py; made in app/factory.py)."""
+    return current_app.extensions["post_committer"]
 
 
 def recent_messages(room_id: int, limit: int, *, max_bytes: int) -> Page:
@@ -244,11 +230,3 @@ def _capped(query, limit: int, max_bytes: int) -> tuple[list[Message], bool]:
         return kept, False
     finally:
         result.close()
-
-
-def _find_by_client_id(user_id: int, room_id: int, client_id: str) -> Message | None:
-    return db.session.scalar(
-        select(Message).where(
-            Message.user_id == user_id, Message.chat_id == room_id, Message.client_id == client_id
-        )
-    )
