@@ -156,6 +156,8 @@ class Settings:
     password_hash_threads: int = 2
     # every abuse limit (the app's and the nginx template's): off only for load tests
     rate_limits: bool = True
+    # broadcasts framed once for every recipient (app/realtime/fanout.py): off only for A/B
+    fast_fanout: bool = True
     # limit name -> rates, e.g. "message.user": "60/30s" (app/limits.py); "off" for none
     limits: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     # login sessions end after this long without a request or a live socket ...
@@ -194,6 +196,7 @@ class Settings:
             == "json",
             session_cookie_secure=_bool_env("SESSION_COOKIE_SECURE"),
             rate_limits=_bool_env("RATE_LIMITS") is not False,
+            fast_fanout=_bool_env("FAST_FANOUT") is not False,
             limits=_limits_env(),
             session_idle_timeout=_duration_env("SESSION_IDLE_TIMEOUT", 7 * DAY, 1, 400 * DAY),
             session_max_age=_duration_env("SESSION_MAX_AGE", 30 * DAY, 1, 400 * DAY),

@@ -27,6 +27,7 @@ from app.limits import Limiter, rules_from
 from app.logs import configure_logging
 from app.offload import CpuPool
 from app.realtime import connections, dispatch, transport
+from app.realtime.fanout import PreframingManager
 from app.realtime.queue import RedisQueue
 from app.rooms.commits import Committer
 from app.security import install_security_headers, origin_checker
@@ -77,15 +78,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     # init_app merges its options into the previous app's: start clean, or the message queue
     # (client_manager) of an earlier app in this process would stay
     socketio.server_options.clear()
-    queue_options = {}
-    if settings.redis_url:
-        # our Redis manager, not the one Flask-SocketIO would make from message_queue=:
-        # one ordered publisher connection, a listener nothing else disconnects
-        queue_options["client_manager"] = RedisQueue(settings.redis_url)
+    # with Redis our manager, not the one Flask-SocketIO would make from message_queue=: one
+    # ordered publisher connection, a listener nothing else disconnects; without it
+    # python-socketio's in-process one. Both pre-frame broadcasts (app/realtime/fanout.py)
+    manager = RedisQueue(settings.redis_url) if settings.redis_url else PreframingManager()
+    manager.preframe = settings.fast_fanout
     socketio.init_app(
         app,
         async_mode=settings.async_mode,
-        **queue_options,
+        client_manager=manager,
         # the same origin as the app trusts it (ProxyFix, wrapped around this middleware
         # below, has applied X-Forwarded-* by then), plus ALLOWED_ORIGINS
         cors_allowed_origins=origin_checker(settings.allowed_origins),
@@ -98,7 +99,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     dispatch.install(app, socketio.server)
     connections.registry.init_app(app)
-    transport.install(socketio.server)
+    transport.install(socketio.server, fast_fanout=settings.fast_fanout)
 
     app.register_blueprint(accounts.bp)
     app.register_blueprint(rooms.bp)

@@ -48,6 +48,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from socketio import RedisManager
 
+from app.realtime.fanout import PreframingManager
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "flask-socketio"  # Flask-SocketIO's default: every worker must use the same one
@@ -59,9 +61,13 @@ LISTEN_BACKOFF_MAX = 2.0  # seconds between the listener's attempts while Redis 
 STABLE_SECONDS = 10.0
 
 
-class RedisQueue(RedisManager):
+class RedisQueue(RedisManager, PreframingManager):
     """python-socketio's Redis manager with an ordered, pipelined publisher on a connection
-    of its own, and a listener that nothing else can disconnect (see the module docstring)."""
+    of its own, and a listener that nothing else can disconnect (see the module docstring).
+
+    Its deliveries to this worker's connections (local emits and those other workers
+    published) go through `PreframingManager.emit`, which comes after the pub/sub manager
+    in the method order: one frame per broadcast (app/realtime/fanout.py)."""
 
     name = "flask-chat-redis"
 

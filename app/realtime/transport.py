@@ -12,6 +12,9 @@ through its own extension points, without forking a library:
   the server's socket is wrapped so that every write is a `sendall` under a lock (the
   writer greenlet and the reader's pong or close replies cannot interleave inside a frame).
   Guarantee: a frame is written whole or the connection fails; frames never interleave.
+- **Pre-framed broadcasts.** With `fast_fanout` (the default), connections are
+  `PreframedWholeFrameServer`s: a broadcast's frame, built once, is written as it is, and
+  what one wake-up of the writer finds queued goes as one write (app/realtime/fanout.py).
 - **Malformed packets.** python-engineio logs each undecodable Socket.IO packet with a full
   traceback (`message handler error`), at whatever rate a client sends them, and keeps the
   connection. Here each connection may send `MALFORMED_PACKET_LIMIT - 1` packets that do
@@ -29,6 +32,8 @@ import time
 import simple_websocket
 from engineio.async_drivers._websocket_wsgi import SimpleWebSocketWSGI
 
+from app.realtime import fanout
+
 log = logging.getLogger(__name__)
 
 # packets that do not decode before a connection is closed
@@ -42,14 +47,16 @@ DECODING_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError)
 _CLIENT_PACKET_TYPES = frozenset("12345")
 
 
-def install(server) -> None:
-    """Whole-frame WebSocket writes and the malformed-packet guard for this socketio.Server."""
+def install(server, fast_fanout: bool = True) -> None:
+    """Whole-frame WebSocket writes and the malformed-packet guard for this socketio.Server;
+    with `fast_fanout`, pre-framed broadcasts and batched writes (app/realtime/fanout.py)."""
     eio = server.eio
     guard = MalformedPacketGuard(server)
     websocket = eio._async.get("websocket")
     if isinstance(websocket, type) and issubclass(websocket, SimpleWebSocketWSGI):
+        driver = _whole_frame_websocket(websocket, guard, fast_fanout)
         # per server: the driver's table is shared by every server of the process
-        eio._async = {**eio._async, "websocket": _whole_frame_websocket(websocket, guard)}
+        eio._async = {**eio._async, "websocket": driver}
 
 
 def engineio_logger() -> logging.Logger:
@@ -181,15 +188,26 @@ class WholeFrameServer(simple_websocket.Server):
         super().handshake()
 
 
-def _whole_frame_websocket(driver_class: type, guard: MalformedPacketGuard) -> type:
-    """The async driver's WebSocket adapter, creating WholeFrameServer connections and
-    refusing Engine.IO packets that do not decode."""
+class PreframedWholeFrameServer(fanout.PreframedWebSocket, WholeFrameServer):
+    """Whole frames, written as built once per broadcast (app/realtime/fanout.py)."""
+
+
+def _whole_frame_websocket(
+    driver_class: type, guard: MalformedPacketGuard, fast_fanout: bool
+) -> type:
+    """The async driver's WebSocket adapter, creating WholeFrameServer connections (pre-framed
+    ones with `fast_fanout`) and refusing Engine.IO packets that do not decode."""
+    server_class = PreframedWholeFrameServer if fast_fanout else WholeFrameServer
 
     class WholeFrameWebSocket(driver_class):
         def __call__(self, environ, start_response):
             # as SimpleWebSocketWSGI.__call__, with the whole-frame server
             self.environ = environ
-            self.ws = WholeFrameServer(environ, **self.server_args)
+            self.ws = server_class(environ, **self.server_args)
+            # self.app is the bound handler of the connection's engineio Socket
+            session = getattr(self.app, "__self__", None)
+            if fast_fanout and session is not None:
+                fanout.batch_writes(session, self.ws)
             ret = self.app(self)
             if self.ws.mode == "gunicorn":
                 raise StopIteration()
