@@ -14,7 +14,11 @@ Guarantees (tests/unit/test_commits.py, tests/cluster/test_group_commit.py):
   `UPDATE` takes the room's row lock (PostgreSQL) or the database write lock (SQLite)
   until the batch commits; a batch's posts to one room get their seqs in queue order
   (rooms are locked in id order, so two workers' batches cannot deadlock).
-- **Durability.** A caller is answered after `COMMIT`: an ack is sent for stored posts only.
+- **Durability.** A caller is answered after `COMMIT`: an ack is sent for stored posts only,
+  and they are on disk — SQLite runs with `synchronous=FULL` (app/db.py: the WAL is fsynced
+  at every commit; that COMMIT runs in an OS thread, `durable_commit`), PostgreSQL with its
+  default `synchronous_commit=on`. A worker killed after the ack, or the machine losing
+  power, loses no acked message.
 - **Exactly once per client_id.** A post whose (user, room, client_id) is stored already is
   answered `created=False` with the stored message; the same client_id twice in one batch
   is stored once and both callers get that message (the second with `created=False`).
@@ -38,7 +42,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -48,6 +52,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.db import first_write
 from app.models import Chat, Message, utcnow
+from app.offload import CpuPool
 
 log = logging.getLogger(__name__)
 
@@ -154,31 +159,34 @@ _FIND_STORED = {
 # -- one batch -----------------------------------------------------------------------------
 
 
-def store_batch(conn: Connection, posts: Sequence[NewPost]) -> list[Outcome]:
+def store_batch(
+    conn: Connection, posts: Sequence[NewPost], commit: Callable[[Connection], None] | None = None
+) -> list[Outcome]:
     """Store `posts` in one transaction on `conn`; one outcome per post, in order.
 
     An outcome is a `Posted`, a `RoomMissing`, or the exception that failed the batch.
+    `commit` commits the batch (the committer's waits for SQLite's fsync off the hub).
     """
     try:
         outcomes = _store_together(conn, posts)
-        conn.commit()
+        (commit or Connection.commit)(conn)
         return outcomes
     except IntegrityError:
         conn.rollback()
         if len(posts) == 1:
             return [_after_conflict(conn, posts[0])]
         # another worker stored one of these client_ids since the look-up: find the loser
-        return [_store_alone(conn, post) for post in posts]
+        return [_store_alone(conn, post, commit) for post in posts]
     except Exception as exc:  # noqa: BLE001 - every caller is answered with it
         conn.rollback()
         log.exception("storing a batch of %d posts failed", len(posts))
         return [exc] * len(posts)
 
 
-def _store_alone(conn: Connection, post: NewPost) -> Outcome:
+def _store_alone(conn: Connection, post: NewPost, commit=None) -> Outcome:
     try:
         outcome = _store_together(conn, [post])[0]
-        conn.commit()
+        (commit or Connection.commit)(conn)
         return outcome
     except IntegrityError:
         conn.rollback()
@@ -297,6 +305,8 @@ class Committer:
         self._conn: Connection | None = None
         self._pid = 0
         self._lock = threading.Lock()
+        # one OS thread for SQLite's COMMIT (its fsync): see `durable_commit`
+        self._disk = CpuPool(1, enabled=enabled)
 
     def submit(self, engine: Engine, post: NewPost) -> Outcome:
         """Store `post`; its outcome once its batch has committed (or failed)."""
@@ -354,7 +364,9 @@ class Committer:
     def _commit(self, engine: Engine, batch: list) -> None:
         outcomes: list[Outcome] | None = None
         try:
-            outcomes = store_batch(self._connection(engine), [post for post, _ in batch])
+            outcomes = store_batch(
+                self._connection(engine), [post for post, _ in batch], self.durable_commit
+            )
         except Exception as exc:  # noqa: BLE001 - e.g. no connection: answer every caller
             log.exception("the post committer could not store a batch")
             outcomes = [exc] * len(batch)
@@ -365,6 +377,15 @@ class Committer:
                 waiter.set(outcome)
         if any(isinstance(o, Exception) and not isinstance(o, RoomMissing) for o in outcomes):
             self._drop_connection()  # it may be broken: the next batch takes a fresh one
+
+    def durable_commit(self, conn: Connection) -> None:
+        """Commit the batch. On SQLite (synchronous=FULL: the WAL is fsynced at each commit)
+        the COMMIT itself runs in an OS thread, so the worker's other greenlets keep running
+        while the disk works; the sqlite3 module lets go of the GIL meanwhile. The committer
+        greenlet alone uses this connection, and it waits."""
+        if conn.dialect.name == "sqlite":
+            self._disk.run(conn.connection.dbapi_connection.commit)
+        conn.commit()  # SQLAlchemy's side of it (the DBAPI commit is a no-op by now)
 
     def _connection(self, engine: Engine) -> Connection:
         """The committer's own connection, held between batches: callers waiting for their

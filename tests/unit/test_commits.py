@@ -118,7 +118,7 @@ def test_a_unique_conflict_redoes_the_batch_one_by_one_and_only_the_loser_gets_t
     real_find = commits._find_stored
     calls = []
 
-    def stale_once(conn, posts):
+    def stale_once(conn, posts, *rest):
         calls.append(len(posts))
         return {} if len(calls) == 1 else real_find(conn, posts)
 
@@ -141,7 +141,7 @@ def test_a_unique_conflict_redoes_the_batch_one_by_one_and_only_the_loser_gets_t
 def test_an_unexpected_database_error_fails_the_whole_batch_and_stores_nothing(
     alice, rooms, monkeypatch
 ):
-    def broken(conn, posts):
+    def broken(conn, posts, *rest):
         raise OperationalError("SELECT", {}, RuntimeError("the disk went away"))
 
     monkeypatch.setattr(commits, "_store_together", broken)
@@ -176,9 +176,9 @@ def test_the_committer_answers_every_waiter_from_one_batch(app, alice, rooms, mo
     sizes = []
     real_store = commits.store_batch
 
-    def counting(conn, posts):
+    def counting(conn, posts, *rest):
         sizes.append(len(posts))
-        return real_store(conn, posts)
+        return real_store(conn, posts, *rest)
 
     monkeypatch.setattr(commits, "store_batch", counting)
     committer = Committer(enabled=True, max_batch=8)
@@ -203,7 +203,7 @@ def test_the_committer_answers_every_waiter_from_one_batch(app, alice, rooms, mo
 def test_a_killed_committer_still_answers_its_batch(app, alice, rooms, monkeypatch):
     taken = gevent.event.Event()
 
-    def hang(conn, posts):
+    def hang(conn, posts, *rest):
         taken.set()
         gevent.sleep(60)
 
@@ -236,3 +236,42 @@ def test_retries_are_recognised_by_user_room_and_client_id_together(alice, rooms
     assert again[0].message == first[3].message
     assert again[1].message == first[0].message
     assert again[3].message == first[2].message
+
+
+def test_an_acked_sqlite_post_is_fsynced_by_a_commit_off_the_gevent_hub(
+    app, alice, rooms, monkeypatch
+):
+    # synchronous=FULL: SQLite fsyncs the WAL at every commit, so an acked post survives a
+    # power loss; the committer runs that COMMIT in an OS thread, so a worker's other
+    # greenlets (every socket it serves) keep running while the disk works
+    import threading
+
+    from app.offload import CpuPool
+
+    sqlite = db.engine.dialect.name == "sqlite"
+    if sqlite:
+        with db.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    threads = []
+    real_run = CpuPool.run
+
+    def spying(self, fn, *args):
+        def recorded(*inner):
+            threads.append(threading.get_ident())
+            return fn(*inner)
+
+        return real_run(self, recorded, *args)
+
+    monkeypatch.setattr(CpuPool, "run", spying)
+    committer = Committer(enabled=True)
+    jobs = [
+        gevent.spawn(committer.submit, db.engine, post(alice, rooms[0], f"m{i}")) for i in range(5)
+    ]
+    gevent.joinall(jobs, timeout=30, raise_error=True)
+    committer.stop()
+    assert all(isinstance(job.value, Posted) and job.value.created for job in jobs)
+    assert [seq for seq, _ in stored(rooms[0])] == [1, 2, 3, 4, 5]
+    if sqlite:
+        assert threads and threading.get_ident() not in threads
+    else:
+        assert threads == []  # psycopg waits for PostgreSQL's fsync without blocking the hub
