@@ -172,7 +172,11 @@ class _WholeWrites:
 
     def send(self, data) -> int:
         with self._lock:
-            self._sock.sendall(data)
+            # one `send` first: gevent's `sendall` asks the kernel for SO_SNDBUF every time
+            # (a syscall per frame); the rest, if the kernel took part of it, as before
+            sent = self._sock.send(data)
+            if sent < len(data):
+                self._sock.sendall(memoryview(data)[sent:])
         return len(data)
 
     def __getattr__(self, name):
