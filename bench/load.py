@@ -772,7 +772,10 @@ def main() -> int:
     parser.add_argument(
         "--baseline",
         metavar="REV",
-        help="also run flask-chat at this git revision (an A/B of a change, side by side)",
+        action="append",
+        default=[],
+        help="also run flask-chat at this git revision (an A/B of a change, side by side); "
+        "repeat it for a ladder of changes",
     )
     parser.add_argument("--runs", type=int, default=1, help="runs of each side, alternating")
     parser.add_argument("--bare-only", action="store_true", help="only the bare reference")
@@ -808,10 +811,8 @@ def main() -> int:
 
     OUT.mkdir(parents=True, exist_ok=True)
     sides = ["bare"] if args.bare_only else ["flask-chat"] + (["bare"] if args.compare else [])
-    baseline = None
-    if args.baseline:
-        baseline = checkout(args.baseline)
-        sides.insert(1, f"flask-chat@{args.baseline}")
+    sources = {f"flask-chat@{rev}": checkout(rev) for rev in args.baseline}
+    sides[1:1] = list(sources)
     runs = []
     for number in range(1, args.runs + 1):
         for side in sides:
@@ -820,7 +821,7 @@ def main() -> int:
             elif side == "flask-chat":
                 result = run_flask_chat(args)
             else:
-                result = run_flask_chat(args, side, baseline)
+                result = run_flask_chat(args, side, sources[side])
             result["run"] = number
             runs.append(result)
             print(table([row(result)]), file=sys.stderr, flush=True)
