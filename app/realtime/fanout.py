@@ -127,9 +127,11 @@ class PreframedWebSocket(simple_websocket.Server):
     @cached_property
     def _frames_as_built(self) -> bool:
         # asked at the first send, after the handshake: wsproto keeps the extensions it
-        # accepted on its frame protocol; with permessage-deflate the frames are compressed
+        # accepted on its (private) frame protocol; with permessage-deflate the frames are
+        # compressed. Anything but a known empty list means wsproto's path.
         connection = self.ws.connection or self.ws.handshake.connection
-        return connection is not None and not connection._proto.extensions
+        extensions = getattr(getattr(connection, "_proto", None), "extensions", None)
+        return extensions == []
 
     def send(self, data):
         if not self.connected:

@@ -1,7 +1,8 @@
 """Broadcasts framed once per broadcast (app/realtime/fanout.py), through the real
-`flask-chat serve`: every client of a room, whatever its transport, gets every broadcast
-whole and in the same order; frames of every length encoding (7-, 16- and 64-bit) arrive
-whole; a client that negotiated permessage-deflate still gets compressed frames it decodes.
+`flask-chat serve`: every client of a room, whatever its transport (WebSocket, long-polling,
+long-polling upgraded to WebSocket), gets every broadcast whole and in the same order;
+frames of every length encoding (7-, 16- and 64-bit) arrive whole; a client that negotiated
+permessage-deflate still gets compressed frames it decodes.
 
 A burst of posts (no waiting for acks) makes each connection's writer find several
 broadcasts queued at once, so the batched write is exercised too."""
@@ -40,7 +41,6 @@ def roomy(tmp_path_factory):
         RATE_LIMITS="off",
         MESSAGE_MAX_LENGTH="100000",
         MESSAGE_MAX_BYTES="400000",
-        FAST_FANOUT=__import__("os").environ.get("XFF", "on"),
     )
     try:
         yield base
@@ -93,7 +93,9 @@ def test_websocket_and_polling_clients_get_every_broadcast_whole_in_one_order(ro
     room = poster.create_room(f"fan-{suffix}")
     websockets = [member.socket() for member in members for _ in range(4)]
     polling = members[0].socket(transports=("polling",))
-    receivers = [*websockets, polling]
+    # long-polling first, then upgraded to WebSocket (as a browser connects)
+    upgraded = members[1].socket(transports=("polling", "websocket"))
+    receivers = [*websockets, polling, upgraded]
     poster_inbox: list[bytes] = []
     sender = lean(poster, poster_inbox)
     loop = Loop()
@@ -119,6 +121,7 @@ def test_websocket_and_polling_clients_get_every_broadcast_whole_in_one_order(ro
             assert {m["message"] for m in got} == texts  # every text whole
         assert not sender.closed and all(sock.client.connected for sock in receivers)
         assert polling.client.transport() == "polling"
+        assert upgraded.client.transport() == "websocket"
     finally:
         sender.close()
         loop.close()
