@@ -83,6 +83,15 @@ def _duration_env(name: str, default: float, low: float, high: float) -> float:
     return parse_duration(name, raw, low, high)
 
 
+def _choice_env(name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 def _bool_env(name: str) -> bool | None:
     raw = os.environ.get(name, "").strip().lower()
     if raw == "":
@@ -158,6 +167,9 @@ class Settings:
     rate_limits: bool = True
     # broadcasts framed once for every recipient (app/realtime/fanout.py): off only for A/B
     fast_fanout: bool = True
+    # "full": an acked message is on disk (the WAL fsynced per commit); "normal": committed,
+    # survives a crash of the process but not of the machine (bench/RESULTS.md: the cost)
+    sqlite_synchronous: str = "full"
     # limit name -> rates, e.g. "message.user": "60/30s" (app/limits.py); "off" for none
     limits: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     # login sessions end after this long without a request or a live socket ...
@@ -197,6 +209,7 @@ class Settings:
             session_cookie_secure=_bool_env("SESSION_COOKIE_SECURE"),
             rate_limits=_bool_env("RATE_LIMITS") is not False,
             fast_fanout=_bool_env("FAST_FANOUT") is not False,
+            sqlite_synchronous=_choice_env("SQLITE_SYNCHRONOUS", "full", ("full", "normal")),
             limits=_limits_env(),
             session_idle_timeout=_duration_env("SESSION_IDLE_TIMEOUT", 7 * DAY, 1, 400 * DAY),
             session_max_age=_duration_env("SESSION_MAX_AGE", 30 * DAY, 1, 400 * DAY),

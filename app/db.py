@@ -52,9 +52,11 @@ def create_private_sqlite_file(database_url: str) -> None:
     os.close(fd)
 
 
-def install_sqlite_pragmas(engine: Engine) -> None:
+def install_sqlite_pragmas(engine: Engine, synchronous: str = "full") -> None:
+    """WAL, the busy timeout, foreign keys, and `synchronous` (`SQLITE_SYNCHRONOUS`)."""
     if engine.dialect.name != "sqlite":
         return
+    synchronous = {"full": "FULL", "normal": "NORMAL"}[synchronous]
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):
@@ -62,9 +64,9 @@ def install_sqlite_pragmas(engine: Engine) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
-        # an acked message is on disk: every commit fsyncs the WAL (the post committer,
-        # app/rooms/commits.py, commits a batch at a time, off the gevent hub)
-        cur.execute("PRAGMA synchronous=FULL")
+        # FULL (the default): an acked message is on disk, every commit fsyncs the WAL (the
+        # post committer, app/rooms/commits.py, commits a batch at a time, off the hub)
+        cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.close()
 
 

@@ -60,7 +60,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings.password_hash_threads, enabled=settings.async_mode == "gevent"
     )
     # posts stored a batch per transaction by one greenlet under gevent (app/rooms/commits.py)
-    app.extensions["post_committer"] = Committer(enabled=settings.async_mode == "gevent")
+    app.extensions["post_committer"] = Committer(
+        enabled=settings.async_mode == "gevent",
+        fsync_off_hub=settings.sqlite_synchronous == "full",
+    )
     app.extensions["limiter"] = Limiter(
         rules_from(settings.limits), enabled=settings.rate_limits, redis_url=settings.redis_url
     )
@@ -69,7 +72,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     db.init_app(app)
     with app.app_context():
-        install_sqlite_pragmas(db.engine)
+        install_sqlite_pragmas(db.engine, settings.sqlite_synchronous)
         warn_if_driver_blocks_gevent(db.engine)
     migrate.init_app(app, db)
     csrf.init_app(app)

@@ -18,7 +18,8 @@ Guarantees (tests/unit/test_commits.py, tests/cluster/test_group_commit.py):
   and they are on disk — SQLite runs with `synchronous=FULL` (app/db.py: the WAL is fsynced
   at every commit; that COMMIT runs in an OS thread, `durable_commit`), PostgreSQL with its
   default `synchronous_commit=on`. A worker killed after the ack, or the machine losing
-  power, loses no acked message.
+  power, loses no acked message. `SQLITE_SYNCHRONOUS=normal` trades the power-loss part
+  for CPU (bench/RESULTS.md): acked messages still survive a crash of the process.
 - **Exactly once per client_id.** A post whose (user, room, client_id) is stored already is
   answered `created=False` with the stored message; the same client_id twice in one batch
   is stored once and both callers get that message (the second with `created=False`).
@@ -297,7 +298,7 @@ class Committer:
     process that uses it (so it never crosses a fork) and serves the engine it started with.
     """
 
-    def __init__(self, *, enabled: bool, max_batch: int = MAX_BATCH):
+    def __init__(self, *, enabled: bool, max_batch: int = MAX_BATCH, fsync_off_hub: bool = True):
         self.enabled = enabled
         self.max_batch = max_batch
         self._queue = None
@@ -305,8 +306,9 @@ class Committer:
         self._conn: Connection | None = None
         self._pid = 0
         self._lock = threading.Lock()
-        # one OS thread for SQLite's COMMIT (its fsync): see `durable_commit`
-        self._disk = CpuPool(1, enabled=enabled)
+        # one OS thread for SQLite's COMMIT when it fsyncs (SQLITE_SYNCHRONOUS=full): see
+        # `durable_commit`; with `normal` a commit does not wait for the disk
+        self._disk = CpuPool(1, enabled=enabled and fsync_off_hub)
 
     def submit(self, engine: Engine, post: NewPost) -> Outcome:
         """Store `post`; its outcome once its batch has committed (or failed)."""
@@ -383,7 +385,7 @@ class Committer:
         the COMMIT itself runs in an OS thread, so the worker's other greenlets keep running
         while the disk works; the sqlite3 module lets go of the GIL meanwhile. The committer
         greenlet alone uses this connection, and it waits."""
-        if conn.dialect.name == "sqlite":
+        if conn.dialect.name == "sqlite" and self._disk.enabled:
             self._disk.run(conn.connection.dbapi_connection.commit)
         conn.commit()  # SQLAlchemy's side of it (the DBAPI commit is a no-op by now)
 

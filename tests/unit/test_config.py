@@ -103,3 +103,33 @@ def test_input_and_hashing_settings_are_validated(monkeypatch, name, raw):
     monkeypatch.setenv(name, raw)
     with pytest.raises(ConfigError, match=name):
         Settings.from_env()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [(None, "full"), ("normal", "normal"), ("FULL", "full")]
+)
+def test_sqlite_synchronous_is_full_unless_an_operator_chooses_normal(
+    monkeypatch, tmp_path, raw, expected
+):
+    from sqlalchemy import create_engine
+
+    from app.db import install_sqlite_pragmas
+
+    if raw is None:
+        monkeypatch.delenv("SQLITE_SYNCHRONOUS", raising=False)
+    else:
+        monkeypatch.setenv("SQLITE_SYNCHRONOUS", raw)
+    settings = Settings.from_env()
+    assert settings.sqlite_synchronous == expected
+    # what the database then does: PRAGMA synchronous 2 is FULL, 1 is NORMAL
+    engine = create_engine(f"sqlite:///{tmp_path / 'chat.db'}")
+    install_sqlite_pragmas(engine, settings.sqlite_synchronous)
+    with engine.connect() as conn:
+        level = conn.exec_driver_sql("PRAGMA synchronous").scalar()
+    assert level == {"full": 2, "normal": 1}[expected]
+
+
+def test_sqlite_synchronous_refuses_other_words(monkeypatch):
+    monkeypatch.setenv("SQLITE_SYNCHRONOUS", "off")
+    with pytest.raises(ConfigError, match="SQLITE_SYNCHRONOUS"):
+        Settings.from_env()
