@@ -107,13 +107,18 @@ class Message(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     def to_wire(self) -> dict:
-        """The shape of a message on the wire, for broadcasts and the history API."""
-        return {
-            "id": self.id,
-            "seq": self.seq,
-            "room": self.chat_id,
-            "username": self.username,
-            "message": self.message,
-            "created_at": self.created_at.isoformat(timespec="milliseconds") + "Z",
-            "client_id": self.client_id,
-        }
+        return message_wire(self)
+
+
+def message_wire(message) -> dict:
+    """The shape of a message on the wire, for broadcasts and the history API: of a `Message`
+    row, or of anything with its columns (app/rooms/commits.py's `StoredMessage`)."""
+    return {
+        "id": message.id,
+        "seq": message.seq,
+        "room": message.chat_id,
+        "username": message.username,
+        "message": message.message,
+        "created_at": message.created_at.isoformat(timespec="milliseconds") + "Z",
+        "client_id": message.client_id,
+    }

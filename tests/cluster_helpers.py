@@ -172,6 +172,17 @@ class Cluster:
         self.server.stop()
 
 
+def cluster_on_backend(request, tmp_path_factory, name: str, env: dict[str, str]) -> Cluster:
+    """A cluster on the backend of a fixture parametrised with "sqlite" / "postgresql"."""
+    need_cluster_servers()
+    database_url = ""
+    if request.param == "postgresql":
+        database_url = request.getfixturevalue("postgres_database_url")
+    return Cluster(
+        tmp_path_factory.mktemp(f"{name}-{request.param}"), database_url=database_url, env=env
+    )
+
+
 def sockets_on_workers(users: list[ChatUser], room: int, wanted: int, **socket_options):
     """One joined socket per distinct worker (up to `wanted`), cycling through the users.
 

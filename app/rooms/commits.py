@@ -52,7 +52,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from app.db import first_write
-from app.models import Chat, Message, utcnow
+from app.models import Chat, Message, message_wire, utcnow
 from app.offload import CpuPool
 
 log = logging.getLogger(__name__)
@@ -75,16 +75,7 @@ class StoredMessage:
     created_at: datetime
 
     def to_wire(self) -> dict:
-        """The shape of a message on the wire, as `Message.to_wire`."""
-        return {
-            "id": self.id,
-            "seq": self.seq,
-            "room": self.chat_id,
-            "username": self.username,
-            "message": self.message,
-            "created_at": self.created_at.isoformat(timespec="milliseconds") + "Z",
-            "client_id": self.client_id,
-        }
+        return message_wire(self)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import uuid
 import pytest
 import socketio
 
-from cluster_helpers import Cluster, make_users, need_cluster_servers
+from cluster_helpers import cluster_on_backend, make_users
 
 POSTERS_PER_WORKER = 2
 MESSAGES_PER_POSTER = 40
@@ -21,17 +21,9 @@ MESSAGES_PER_POSTER = 40
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def backend_cluster(request, tmp_path_factory):
-    need_cluster_servers()
-    database_url = ""
-    if request.param == "postgresql":
-        database_url = request.getfixturevalue("postgres_database_url")
     # posters post as fast as acks come back, and the reader re-joins in a tight loop: load
     # that the default limits refuse by design
-    cluster = Cluster(
-        tmp_path_factory.mktemp(f"seq-{request.param}"),
-        database_url=database_url,
-        env={"RATE_LIMITS": "off"},
-    )
+    cluster = cluster_on_backend(request, tmp_path_factory, "seq", {"RATE_LIMITS": "off"})
     yield cluster
     cluster.stop()
 

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from cluster_helpers import MESSAGE_LIMITS_OFF, Cluster, make_users, need_cluster_servers, socket_on
+from cluster_helpers import MESSAGE_LIMITS_OFF, cluster_on_backend, make_users, socket_on
 
 SOCKETS_PER_WORKER = 4
 POSTS_PER_SOCKET = 25  # 300 posts on 3 workers, fired without waiting for acks
@@ -21,15 +21,7 @@ POSTS_PER_SOCKET = 25  # 300 posts on 3 workers, fired without waiting for acks
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def burst_cluster(request, tmp_path_factory):
-    need_cluster_servers()
-    database_url = ""
-    if request.param == "postgresql":
-        database_url = request.getfixturevalue("postgres_database_url")
-    cluster = Cluster(
-        tmp_path_factory.mktemp(f"group-commit-{request.param}"),
-        database_url=database_url,
-        env=MESSAGE_LIMITS_OFF,
-    )
+    cluster = cluster_on_backend(request, tmp_path_factory, "group-commit", MESSAGE_LIMITS_OFF)
     yield cluster
     cluster.stop()
 
