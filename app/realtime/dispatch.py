@@ -31,14 +31,15 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import NamedTuple
 
-from flask import Flask, g
+from flask import Flask
+from flask_babel import force_locale
 from flask_babel import gettext as _
 
 from app.errors import ServiceError
 from app.extensions import db
+from app.i18n import DEFAULT_LOCALE as DEFAULT
 from app.limits import enforce
 from app.realtime.connections import Connection, registry
 
@@ -116,22 +117,23 @@ def _dispatcher(app: Flask, server, handler: Handler, limit: str):
     @functools.wraps(handler)
     def dispatch(sid: str, data=None, *_extra):
         conn = registry.local.get(sid)
-        with app.app_context():
-            if conn is not None:
-                g._flask_babel = SimpleNamespace(babel_locale=conn.locale)
-            if conn is None or conn.deadline <= time.time():
-                return ServiceError("unauthorized", _("Your session ended; log in.")).to_ack()
-            if not isinstance(data, dict):
-                return ServiceError("bad_request", _("The payload must be an object.")).to_ack()
-            try:
-                enforce((user_limit, conn.user_id), (connection_limit, sid))
-                return handler(Event(sid, conn, server, settings), data)
-            except ServiceError as exc:
-                db.session.rollback()
-                return exc.to_ack()
-            except Exception:
-                db.session.rollback()
-                log.exception("socket event %s failed", handler.__name__)
-                return ServiceError("internal", _("Something went wrong; try again.")).to_ack()
+        with app.app_context(), force_locale(conn.locale if conn and conn.locale else DEFAULT):
+            return _handle(conn, sid, data)
+
+    def _handle(conn: Connection | None, sid: str, data) -> dict:
+        if conn is None or conn.deadline <= time.time():
+            return ServiceError("unauthorized", _("Your session ended; log in.")).to_ack()
+        if not isinstance(data, dict):
+            return ServiceError("bad_request", _("The payload must be an object.")).to_ack()
+        try:
+            enforce((user_limit, conn.user_id), (connection_limit, sid))
+            return handler(Event(sid, conn, server, settings), data)
+        except ServiceError as exc:
+            db.session.rollback()
+            return exc.to_ack()
+        except Exception:
+            db.session.rollback()
+            log.exception("socket event %s failed", handler.__name__)
+            return ServiceError("internal", _("Something went wrong; try again.")).to_ack()
 
     return dispatch
