@@ -257,6 +257,14 @@ class LiveSocket:
 
     def _on_disconnect(self, reason=None):
         with self._cond:
+            if (
+                reason == self.client.reason.TRANSPORT_ERROR
+                and self.disconnect_reasons[-1:] == [self.client.reason.SERVER_DISCONNECT]
+                and self.connects == self.disconnects
+            ):
+                # the echo of the shutdown below: the client library may report the socket
+                # it still had open (and we closed) once more, after the server's DISCONNECT
+                return
             self.disconnects += 1
             self.disconnect_reasons.append(reason)
             self._cond.notify_all()
